@@ -1,0 +1,116 @@
+"""The `assay` command line: parses arguments and calls a package's front door.
+
+Every area registers its own subcommands (`rag.cli`, `rewards.cli`, `train.cli`,
+`eval.cli`); those modules import nothing heavy at import time, so `assay --help`
+answers fast. Handlers import torch, transformers, faiss, ... only when they run.
+
+A user mistake (bad path, malformed record, unknown name) is raised by the libraries as
+an exception whose class sets ``user_error = True``; it is printed as one line on stderr
+with exit status 2, never as a traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO_ROOT / "bench"
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run a benchmark from bench/ side by side with its reference tool",
+        description="Benchmarks live in bench/ of a source checkout; each compares assay "
+        "with the reference tool in one run and reports ratios. Extra arguments are passed on.",
+    )
+    p.add_argument("name", nargs="?", help="benchmark name (omit to list them)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    p.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    names = sorted(p.stem for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_"))
+    if not args.name:
+        print("benchmarks:", ", ".join(names) if names else "(none: bench/ is in a source checkout)")
+        return 0
+    script = BENCH_DIR / f"{args.name}.py"
+    if not script.exists():
+        raise CliError(f"unknown benchmark {args.name!r}; known: {', '.join(names)}")
+    sys.argv = [str(script), *args.args]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the whole platform end to end on embedded defaults (offline, CPU)",
+    )
+    p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    p.add_argument("--quick", action="store_true", help="a sub-2-minute version")
+    p.add_argument("--steps", default=None, help="comma-separated subset of steps to run")
+    p.add_argument("--fresh", action="store_true", help="ignore finished steps and redo them")
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from assay.demo import run_demo
+
+    return run_demo(args)
+
+
+class CliError(Exception):
+    user_error = True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rag.cli import register as register_rag
+    from rewards.cli import register as register_rewards
+    from train.cli import register as register_train
+    from eval.cli import register as register_eval
+
+    parser = argparse.ArgumentParser(
+        prog="assay",
+        description="assay: index corpora, score outputs with verifiers, train "
+        "retrieval-grounded models, run benchmark suites.",
+    )
+    from assay import __version__
+
+    parser.add_argument("--version", action="version", version=f"assay {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    register_rag(sub)
+    register_rewards(sub)
+    register_train(sub)
+    register_eval(sub)
+    _add_bench(sub)
+    _add_demo(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        # `assay` or `assay train` with no further subcommand: show the relevant help.
+        (getattr(args, "help_parser", None) or parser).print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `assay search ... | head`: stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - user errors are printed, bugs re-raised
+        if getattr(exc, "user_error", False):
+            print(f"assay {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise

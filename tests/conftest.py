@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite. Everything here is offline and deterministic."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The shared data sets (GSM8K, MATH-500, AIME24, AMC23, Cranfield) live beside the repo;
+# tests read them in place and never copy them in.
+SHARED_DATA = Path(os.environ.get("ASSAY_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.fail(f"shared data not found at {SHARED_DATA} (set ASSAY_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A tiny random Llama model (built from a config) with SmolLM2's real tokenizer."""
+    from rag.models import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "tiny-llama", seed=0)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> str:
+    """Path of the real SmolLM2-135M-Instruct (converted once from the packaged GGUF)."""
+    from rag.models import resolve
+
+    return resolve("SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="session")
+def minilm() -> str:
+    from rag.models import resolve
+
+    return resolve("all-MiniLM-L6-v2")
