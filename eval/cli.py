@@ -1,4 +1,4 @@
-"""`assay` subcommands of the eval package (filled in by the eval work)."""
+"""`assay eval ...`: benchmark suites (run, score, compare) and IR evaluation (retrieval)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,12 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands to the `assay` parser."""
+    """Add `assay eval` and its subcommands to the `assay` parser."""
+    p = sub.add_parser("eval", help="run benchmark suites, score predictions, evaluate retrieval")
+    p.set_defaults(help_parser=p)
+    esub = p.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND")
+
+    from eval import retrieval_cli, suites_cli
+
+    suites_cli.register(esub)  # run, score, compare
+    retrieval_cli.register(esub)  # retrieval

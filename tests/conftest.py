@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Nothing is downloaded at test time: known models resolve to packaged copies.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The shared data sets (GSM8K, MATH-500, AIME24, AMC23, Cranfield) live beside the repo;
 # tests read them in place and never copy them in.
