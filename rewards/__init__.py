@@ -2,5 +2,54 @@
 language consistency, length and repetition; composable and usable as TRL reward
 functions.
 
+Front door (names load lazily, so `import rewards` costs nothing)::
+
+    import rewards
+    report = rewards.score("math,format:0.2", completions, rows)   # -> ScoreReport
+    funcs = rewards.trl_reward_funcs("math,format:0.2")            # GRPOTrainer(reward_funcs=funcs)
+    rewards.verify("\\frac{1}{2}", "0.5")                          # -> True
+    rewards.extract_answer("... so the answer is \\boxed{42}.")     # -> "42"
+
 Imports nothing else of assay and never imports torch.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "score": ("rewards.compose", "score"),
+    "ScoreReport": ("rewards.compose", "ScoreReport"),
+    "ScoreConfig": ("rewards.compose", "ScoreConfig"),
+    "trl_reward_funcs": ("rewards.compose", "trl_reward_funcs"),
+    "reward_weights": ("rewards.compose", "reward_weights"),
+    "parse_spec": ("rewards.compose", "parse_spec"),
+    "completion_text": ("rewards.compose", "completion_text"),
+    "verify": ("rewards.math", "verify"),
+    "RewardResult": ("rewards.base", "RewardResult"),
+    "RewardError": ("rewards.base", "RewardError"),
+    "register": ("rewards.base", "register"),
+    "get": ("rewards.base", "get"),
+    "names": ("rewards.base", "names"),
+}
+
+__all__ = sorted([*_LAZY, "extract_answer"])
+
+
+def extract_answer(text: str, lenient: bool = False) -> str | None:
+    """The final answer a completion commits to (last box, ####, "the answer is", <answer>)."""
+    from rewards.math import extract_answer as _extract
+
+    return _extract(text, lenient=lenient).answer
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'rewards' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value

@@ -41,17 +41,23 @@ class RewardSpec:
     fields: tuple[str, ...]  # row fields the reward needs (checked before scoring)
     description: str
     heavy: bool = False  # worth running in a process pool (code execution, symbolic math)
+    # The reward runs its own worker processes and enforces its own time limits (math's
+    # symbolic path, the code sandbox): the harness calls it in-process and passes it
+    # `workers=` and `timeout=` instead of shipping the batch to its own pool.
+    self_managed: bool = False
 
 
 _REGISTRY: dict[str, RewardSpec] = {}
 
 
-def register(name: str, *, fields: Sequence[str] = (), heavy: bool = False) -> Callable[[RewardFn], RewardFn]:
+def register(
+    name: str, *, fields: Sequence[str] = (), heavy: bool = False, self_managed: bool = False
+) -> Callable[[RewardFn], RewardFn]:
     """Decorator: make a batch reward findable by `name`."""
 
     def deco(fn: RewardFn) -> RewardFn:
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = RewardSpec(name, fn, tuple(fields), doc[0] if doc else "", heavy)
+        _REGISTRY[name] = RewardSpec(name, fn, tuple(fields), doc[0] if doc else "", heavy, self_managed)
         return fn
 
     return deco
@@ -77,7 +83,7 @@ def _load_builtin() -> None:
     # `import rewards` stays cheap.
     import importlib
 
-    for module in ("math", "code", "format", "language", "length"):
+    for module in ("math", "code", "format", "language", "length", "grounding"):
         try:
             importlib.import_module(f"rewards.{module}")
         except ModuleNotFoundError as exc:

@@ -1,0 +1,367 @@
+"""Composing rewards: a spec of weighted names -> per-reward results and a weighted total;
+the same composition as TRL reward functions.
+
+A spec is ``"math,format:0.2"`` (weight 1 unless given), a list of names, a list of
+``(name, weight)`` pairs, or a ``{name: weight}`` dict.
+
+Running a reward never crashes the caller: a reward that raises (or returns the wrong
+number of results — a bug, never broadcast) yields, for every item of that batch, a score
+of None (``on_error="none"``, the default: TRL then ignores it) or 0.0 (``on_error="zero"``),
+with the reason ``"error: ..."`` in the results and in the log. Missing row fields are the
+caller's mistake and raise `RewardError` naming the row and field, before anything runs.
+
+Where a reward runs:
+- ``self_managed`` rewards (math, code) get ``workers=`` / ``timeout=`` and run their own
+  killable worker processes;
+- other ``heavy`` rewards are shipped item by item to the worker pool (`rewards.workers`),
+  where the caller enforces ``timeout`` per item by killing the worker;
+- light rewards (format, language, length) run in-process: microseconds per item.
+
+The weighted total adds ``weight * score`` over the rewards that apply (None counts as
+absent, like TRL's nansum); it is None only when no reward applies.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from rewards.base import RewardError, RewardResult, check_lengths, get
+
+log = logging.getLogger("rewards")
+
+Spec = str | Sequence[str] | Sequence[tuple[str, float]] | Mapping[str, float]
+
+
+@dataclass
+class ScoreConfig:
+    """How a composition runs (the CLI flags and `score` keywords map onto these)."""
+
+    workers: int | None = None
+    """Worker processes for heavy rewards (None: one per available core, at most 8)."""
+    timeout: float | None = None
+    """Seconds per item for heavy rewards (None: each reward's own default; math 5 s, pool 30 s)."""
+    on_error: str = "none"
+    """What a reward that raises scores: "none" (not applicable) or "zero"."""
+
+
+POOL_TIMEOUT_DEFAULT = 30.0
+
+
+def parse_spec(spec: Spec) -> list[tuple[str, float]]:
+    """Normalize a spec to ``[(name, weight), ...]``; unknown names are a `RewardError`."""
+    pairs: list[tuple[str, float]] = []
+    if isinstance(spec, str):
+        for part in spec.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, _, weight = part.partition(":")
+            try:
+                pairs.append((name.strip(), float(weight) if weight else 1.0))
+            except ValueError:
+                raise RewardError(f"bad weight {weight!r} for reward {name!r} in {spec!r} (use name:0.5)") from None
+    elif isinstance(spec, Mapping):
+        pairs = [(str(k), float(v)) for k, v in spec.items()]
+    else:
+        for item in spec:
+            if isinstance(item, str):
+                pairs.append((item, 1.0))
+            else:
+                name, weight = item
+                pairs.append((str(name), float(weight)))
+    if not pairs:
+        raise RewardError("no rewards named (e.g. --rewards math,format:0.2)")
+    seen = set()
+    for name, _ in pairs:
+        get(name)  # raises with the list of known names
+        if name in seen:
+            raise RewardError(f"reward {name!r} named twice")
+        seen.add(name)
+    return pairs
+
+
+def completion_text(completion: Any) -> str:
+    """A plain string, or the assistant text of a chat-format completion."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, Mapping):
+        return str(completion.get("content", ""))
+    if isinstance(completion, (list, tuple)):
+        parts = []
+        for msg in completion:
+            if isinstance(msg, Mapping):
+                if msg.get("role", "assistant") == "assistant":
+                    content = msg.get("content", "")
+                    if isinstance(content, list):  # multimodal content blocks
+                        content = "".join(c.get("text", "") for c in content if isinstance(c, Mapping))
+                    parts.append(str(content))
+            else:
+                parts.append(str(msg))
+        return "\n".join(parts)
+    if completion is None:
+        return ""
+    return str(completion)
+
+
+@dataclass
+class ScoreReport:
+    """Results of a composition over a batch."""
+
+    weights: dict[str, float]
+    results: dict[str, list[RewardResult]]
+    totals: list[float | None]
+    seconds: float
+    reward_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.totals)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.weights)
+
+    def scores(self, name: str) -> list[float | None]:
+        return [r.score for r in self.results[name]]
+
+    def mean(self) -> dict[str, float | None]:
+        """Mean score per reward over the rows where it applies (None if it never does)."""
+        out = {}
+        for name, res in self.results.items():
+            vals = [r.score for r in res if r.score is not None]
+            out[name] = sum(vals) / len(vals) if vals else None
+        return out
+
+    def mean_total(self) -> float | None:
+        vals = [t for t in self.totals if t is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    def reason_counts(self) -> dict[str, dict[str, int]]:
+        """Per reward, how many rows got each kind of reason ("correct", "wrong", "timeout", ...)."""
+        return {
+            name: dict(Counter(reason_kind(r.reason) for r in res).most_common())
+            for name, res in self.results.items()
+        }
+
+    def per_row(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "score": self.totals[i],
+                "rewards": {name: res[i].score for name, res in self.results.items()},
+                "reasons": {name: res[i].reason for name, res in self.results.items()},
+            }
+            for i in range(self.n)
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "mean": self.mean(),
+            "per_row": self.per_row(),
+            "mean_score": self.mean_total(),
+            "weights": self.weights,
+            "reason_counts": self.reason_counts(),
+            "seconds": round(self.seconds, 4),
+            "rows_per_second": round(self.n / self.seconds, 1) if self.seconds > 0 else None,
+        }
+
+
+def reason_kind(reason: str) -> str:
+    """The leading word(s) of a reason, before any ':' ("wrong: '3' != '4'" -> "wrong")."""
+    return reason.split(":", 1)[0].strip() or "(none)"
+
+
+def check_fields(names: Iterable[str], rows: Sequence[Mapping], *, where: Callable[[int], str] | None = None) -> None:
+    """Every row has every field its rewards need, or a `RewardError` names the row and field."""
+    where = where or (lambda i: f"row {i}")
+    for name in names:
+        for fld in get(name).fields:
+            for i, row in enumerate(rows):
+                if fld not in row:
+                    raise RewardError(f"{where(i)}: missing field {fld!r} (needed by reward {name!r})")
+
+
+def _accepts(fn: Callable, kw: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD or p.name == kw for p in params)
+
+
+def _error_results(n: int, reason: str, on_error: str) -> list[RewardResult]:
+    score = 0.0 if on_error == "zero" else None
+    return [RewardResult(score, reason) for _ in range(n)]
+
+
+def _coerce(res: Any) -> RewardResult:
+    if isinstance(res, RewardResult):
+        return res
+    if res is None or isinstance(res, (int, float)):
+        return RewardResult(None if res is None else float(res), "")
+    raise TypeError(f"a reward returned {type(res).__name__}, not RewardResult")
+
+
+def run_reward(
+    name: str,
+    completions: Sequence[str],
+    rows: Sequence[Mapping],
+    *,
+    workers: int | None = None,
+    timeout: float | None = None,
+    on_error: str = "none",
+    options: Mapping[str, Any] | None = None,
+) -> list[RewardResult]:
+    """One reward over a batch, never raising for the reward's own failures."""
+    spec = get(name)
+    opts = dict(options or {})
+    try:
+        if spec.self_managed:
+            if workers is not None and _accepts(spec.fn, "workers"):
+                opts.setdefault("workers", workers)
+            if timeout is not None and _accepts(spec.fn, "timeout"):
+                opts.setdefault("timeout", timeout)
+            raw = spec.fn(list(completions), [dict(r) for r in rows], **opts)
+        elif spec.heavy:
+            raw = _run_in_pool(name, completions, rows, opts, workers, timeout, on_error)
+        else:
+            raw = spec.fn(list(completions), [dict(r) for r in rows], **opts)
+        raw = list(raw)
+        check_lengths(name, completions, raw)
+        return [_coerce(r) for r in raw]
+    except RewardError:
+        raise  # the caller's mistake (bad option, bad field value): surface it
+    except Exception as exc:  # noqa: BLE001 - a reward bug must not crash a training run
+        reason = f"error: {type(exc).__name__}: {exc}"[:300]
+        log.warning("reward %r failed on a batch of %d: %s", name, len(completions), reason, exc_info=log.isEnabledFor(logging.DEBUG))
+        return _error_results(len(completions), reason, on_error)
+
+
+def _run_in_pool(name, completions, rows, opts, workers, timeout, on_error) -> list[RewardResult]:
+    from rewards.workers import shared_pool
+
+    items = [{"name": name, "completion": c, "row": dict(r), "options": opts} for c, r in zip(completions, rows)]
+    limit = timeout if timeout is not None else POOL_TIMEOUT_DEFAULT
+    outcomes = shared_pool(workers).run("rewards.compose:pool_job", items, timeout=limit)
+    out = []
+    for o in outcomes:
+        if o.ok:
+            score, reason, details = o.value
+            out.append(RewardResult(score, reason, details or {}))
+        else:
+            reason = f"timeout: over {limit:g}s" if o.error.startswith("timeout") else f"error: {o.error}"
+            log.warning("reward %r: %s", name, reason)
+            out.append(_error_results(1, reason, on_error)[0])
+    return out
+
+
+def pool_job(item: dict) -> list:
+    """Inside a worker: one item of a heavy reward."""
+    res = get(item["name"]).fn([item["completion"]], [item["row"]], **item["options"])
+    check_lengths(item["name"], [item["completion"]], res)
+    r = _coerce(res[0])
+    return [r.score, r.reason, r.details]
+
+
+def score(
+    spec: Spec,
+    completions: Sequence[Any],
+    rows: Sequence[Mapping],
+    *,
+    workers: int | None = None,
+    timeout: float | None = None,
+    on_error: str = "none",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    where: Callable[[int], str] | None = None,
+) -> ScoreReport:
+    """Score `completions` (strings or chat lists) with every reward in `spec`.
+
+    ``options`` maps a reward name to keyword options for it (``{"overlong": {"max_len": 512}}``);
+    ``where(i)`` names row i in error messages (the CLI passes "file:line").
+    """
+    if on_error not in ("none", "zero"):
+        raise RewardError(f"on_error must be 'none' or 'zero', not {on_error!r}")
+    pairs = parse_spec(spec)
+    if len(completions) != len(rows):
+        raise RewardError(f"{len(completions)} completions but {len(rows)} rows")
+    check_fields([n for n, _ in pairs], rows, where=where)
+    texts = [completion_text(c) for c in completions]
+    options = options or {}
+    start = time.perf_counter()
+    results: dict[str, list[RewardResult]] = {}
+    seconds: dict[str, float] = {}
+    for name, _ in pairs:
+        t0 = time.perf_counter()
+        results[name] = run_reward(
+            name, texts, rows, workers=workers, timeout=timeout, on_error=on_error, options=options.get(name)
+        )
+        seconds[name] = time.perf_counter() - t0
+    totals: list[float | None] = []
+    for i in range(len(texts)):
+        parts = [w * results[n][i].score for n, w in pairs if results[n][i].score is not None]
+        totals.append(sum(parts) if parts else None)
+    return ScoreReport(dict(pairs), results, totals, time.perf_counter() - start, seconds)
+
+
+# ------------------------------------------------------------------------- TRL adapter
+def trl_reward_funcs(
+    spec: Spec,
+    *,
+    workers: int | None = None,
+    timeout: float | None = None,
+    on_error: str = "none",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Callable[..., list[float | None]]]:
+    """One TRL reward function per reward in `spec`, named after it (TRL logs
+    ``rewards/<name>/mean``), returning raw scores; pass `reward_weights(spec)` as
+    ``GRPOConfig.reward_weights`` for the weighting (each function also has ``.weight``).
+
+    Each function takes TRL's call ``(prompts, completions, completion_ids=None, **columns)``:
+    completions plain or conversational; dataset columns (lists, one value per completion)
+    become the rows. Reasons go to TRL's completions table when it offers ``log_extra``.
+    """
+    funcs = []
+    for name, weight in parse_spec(spec):
+        funcs.append(_make_trl_func(name, weight, workers, timeout, on_error, (options or {}).get(name)))
+    return funcs
+
+
+def reward_weights(spec: Spec) -> list[float]:
+    return [w for _, w in parse_spec(spec)]
+
+
+def _make_trl_func(name, weight, workers, timeout, on_error, opts):
+    def reward_func(prompts=None, completions=None, completion_ids=None, **columns) -> list[float | None]:
+        if completions is None:
+            raise RewardError(f"reward {name!r}: TRL passed no completions")
+        n = len(completions)
+        rows: list[dict[str, Any]] = [{} for _ in range(n)]
+        for key, values in columns.items():
+            if isinstance(values, (list, tuple)) and len(values) == n:
+                for row, v in zip(rows, values):
+                    row[key] = v
+        for i, row in enumerate(rows):
+            if prompts is not None and "prompt" not in row:
+                row["prompt"] = prompts[i]
+            if completion_ids is not None:
+                row["completion_ids"] = completion_ids[i]
+        report = score([(name, 1.0)], completions, rows, workers=workers, timeout=timeout, on_error=on_error,
+                       options={name: opts} if opts else None)
+        res = report.results[name]
+        log_extra = columns.get("log_extra")
+        if callable(log_extra):
+            try:
+                log_extra(f"{name}_reason", [r.reason for r in res])
+            except Exception:  # noqa: BLE001 - logging must not break training
+                pass
+        return [r.score for r in res]
+
+    reward_func.__name__ = name
+    reward_func.__qualname__ = name
+    reward_func.weight = weight  # type: ignore[attr-defined]
+    return reward_func
