@@ -1,9 +1,184 @@
-"""`assay` subcommands of the rewards package (filled in by the rewards work)."""
+"""`assay score`: score a JSONL file of completions with a weighted composition of rewards.
+
+    assay score --rewards math,format:0.2 --input outs.jsonl [--output scored.jsonl] [--json]
+                [--workers N] [--timeout S] [--on-error none|zero] [--option overlong.max_len=512]
+
+Each input row has ``completion`` (a string or a chat list) and the gold fields its rewards
+need (``answer`` for math). Output rows repeat the input and add ``rewards`` (score per
+reward), ``reasons`` and ``score`` (the weighted total). The summary gives the mean per
+reward, counts by reason and throughput; ``--json`` prints it as one JSON object.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CHUNK = 512  # rows scored per call (progress granularity)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the `assay` parser."""
+    p = sub.add_parser(
+        "score",
+        help="score completions in a JSONL file with verifiers (math, code, format, ...)",
+        description="Score each row's `completion` with a weighted composition of rewards. "
+        "Rows carry the gold fields the rewards need (`answer` for math, `test`/`entry_point` for code, ...).",
+    )
+    p.add_argument("--rewards", required=True, help="comma-separated rewards with optional weights: math,format:0.2")
+    p.add_argument("--input", required=True, help="JSONL file, one row per completion")
+    p.add_argument("--output", help="write scored rows here (JSONL, written atomically)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--workers", type=int, default=None, help="worker processes for heavy rewards (default: cores)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per item for heavy rewards (default: per reward)")
+    p.add_argument("--on-error", choices=("none", "zero"), default="none", help="score of a reward that raises (default none)")
+    p.add_argument(
+        "--option", action="append", default=[], metavar="REWARD.KEY=VALUE",
+        help="an option for one reward, e.g. overlong.max_len=512, math.lenient=true (repeatable)",
+    )
+    p.set_defaults(handler=run_score)
+
+
+def _parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    from rewards.base import RewardError
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        name, dot, opt = key.partition(".")
+        if not (eq and dot and name and opt):
+            raise RewardError(f"bad --option {item!r}: use REWARD.KEY=VALUE, e.g. overlong.max_len=512")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(name, {})[opt] = parsed
+    return out
+
+
+def read_rows(path: str) -> tuple[list[dict], list[int]]:
+    """Rows of a JSONL file and their line numbers; a bad line is an error naming file:line."""
+    from rewards.base import RewardError
+
+    p = Path(path)
+    if not p.is_file():
+        raise RewardError(f"input file not found: {path}")
+    rows, lines = [], []
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RewardError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(row, dict):
+                raise RewardError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            if "completion" not in row:
+                raise RewardError(f"{path}:{lineno}: missing field 'completion'")
+            rows.append(row)
+            lines.append(lineno)
+    return rows, lines
+
+
+def _write_jsonl_atomic(path: str, rows: list[dict]) -> None:
+    # `rewards` imports nothing of assay, so this is its own small atomic writer:
+    # a temporary sibling, fsync, rename.
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from rewards.compose import ScoreReport, check_fields, parse_spec, score
+
+    pairs = parse_spec(args.rewards)
+    options = _parse_options(args.option)
+    unknown = set(options) - {n for n, _ in pairs}
+    if unknown:
+        from rewards.base import RewardError
+
+        raise RewardError(f"--option for reward(s) not in --rewards: {', '.join(sorted(unknown))}")
+    rows, lines = read_rows(args.input)
+    where = lambda i: f"{args.input}:{lines[i]}"  # noqa: E731
+    check_fields([n for n, _ in pairs], rows, where=where)  # all rows, before any scoring
+
+    show_progress = not args.json and sys.stderr.isatty() and len(rows) > CHUNK
+    reports: list[ScoreReport] = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        reports.append(
+            score(pairs, [r["completion"] for r in chunk], chunk, workers=args.workers, timeout=args.timeout,
+                  on_error=args.on_error, options=options, where=lambda i, s=start: where(s + i))
+        )
+        if show_progress:
+            print(f"\rscored {min(start + CHUNK, len(rows))}/{len(rows)}", end="", file=sys.stderr, flush=True)
+    if show_progress:
+        print(file=sys.stderr)
+    report = _merge(reports, dict(pairs))
+
+    if args.output:
+        out_rows = []
+        for row, summary in zip(rows, report.per_row()):
+            out_rows.append({**row, "rewards": summary["rewards"], "reasons": summary["reasons"], "score": summary["score"]})
+        _write_jsonl_atomic(args.output, out_rows)
+
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(format_summary(report, args.output))
+    return 0
+
+
+def _merge(reports, weights):
+    from rewards.compose import ScoreReport
+
+    if not reports:
+        return ScoreReport(weights, {n: [] for n in weights}, [], 0.0, {n: 0.0 for n in weights})
+    results = {n: [r for rep in reports for r in rep.results[n]] for n in weights}
+    totals = [t for rep in reports for t in rep.totals]
+    seconds = sum(rep.seconds for rep in reports)
+    per = {n: sum(rep.reward_seconds.get(n, 0.0) for rep in reports) for n in weights}
+    return ScoreReport(weights, results, totals, seconds, per)
+
+
+def format_summary(report, output: str | None = None) -> str:
+    means = report.mean()
+    rate = f"{report.n / report.seconds:.0f} rows/s" if report.seconds > 0 else "-"
+    lines = [f"scored {report.n} rows in {report.seconds:.2f} s ({rate})", ""]
+    lines.append(f"{'reward':<16}{'weight':>8}{'mean':>9}{'applies':>10}{'seconds':>9}")
+    for name, weight in report.weights.items():
+        applies = sum(r.score is not None for r in report.results[name])
+        m = means[name]
+        lines.append(
+            f"{name:<16}{weight:>8g}{('-' if m is None else f'{m:.3f}'):>9}{f'{applies}/{report.n}':>10}"
+            f"{report.reward_seconds.get(name, 0.0):>9.2f}"
+        )
+    total = report.mean_total()
+    lines.append(f"{'total (weighted)':<16}{'':>8}{('-' if total is None else f'{total:.3f}'):>9}")
+    lines.append("")
+    lines.append("reasons:")
+    for name, counts in report.reason_counts().items():
+        lines.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if output:
+        lines.append("")
+        lines.append(f"wrote {output}")
+    return "\n".join(lines)

@@ -192,6 +192,10 @@ def normalize(s: str) -> str:
     s = re.sub(r"(?<=\d)\{,\}(?=\d{3})", ",", s)
     if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):
         s = s.replace(",", "")
+    if re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s):
+        s = s.replace(" ", "")  # 1 000 000
+    # "4 4" is not 44: keep a mark between digits that only spaces separated.
+    s = re.sub(r"(?<=\d)\s+(?=\d)", "~", s)
     s = re.sub(r"\s+", "", s)
     while s.endswith((".",)):
         s = s[:-1]
