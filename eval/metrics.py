@@ -1,0 +1,126 @@
+"""Aggregate metrics over per-sample scores: accuracy, pass@k, maj@k, mean@k, EM/F1.
+
+Every suite scores each completion of each item with a number in [0, 1] (1 = correct);
+an item has n completions (`--samples n`). From those lists:
+
+- ``pass@k``: the unbiased estimator of the Codex paper (Chen et al. 2021): the chance
+  that at least one of k completions drawn without replacement from the n is correct,
+  ``1 - C(n-c, k) / C(n, k)``, averaged over items. Computed as a running product so
+  large n does not overflow.
+- ``mean@k``: the mean score of the first k completions, averaged over items.
+- ``maj@k``: majority vote over the extracted answers of the first k completions; the
+  item counts as correct when a completion carrying the winning answer is correct. Ties
+  go to the answer seen first, so the result does not depend on dict ordering.
+- ``accuracy``: mean@n (with one sample per item, plain accuracy).
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import string
+from typing import Sequence
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one item with n completions of which c are correct."""
+    if k <= 0 or n <= 0:
+        raise ValueError(f"pass@k needs n >= 1 and k >= 1 (n={n}, k={k})")
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} completions per item, got {n}")
+    if n - c < k:
+        return 1.0
+    # 1 - prod_{i=n-c+1}^{n} (1 - k/i), the numerically stable form of the ratio of binomials.
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def is_correct(score: float | None) -> bool:
+    return score is not None and score >= 1.0 - 1e-9
+
+
+def default_ks(n: int) -> list[int]:
+    """1, 2, 4, ... up to n, plus n itself: the points of a pass@k curve."""
+    ks, k = [], 1
+    while k <= n:
+        ks.append(k)
+        k *= 2
+    if n not in ks:
+        ks.append(n)
+    return ks
+
+
+def aggregate(scores: Sequence[Sequence[float | None]], answers: Sequence[Sequence[str | None]] | None = None,
+              ks: Sequence[int] | None = None) -> dict[str, float]:
+    """accuracy, pass@k, mean@k (and maj@k when answers are given) over items.
+
+    `scores[i][j]` is completion j of item i (None = not scorable, counted as wrong);
+    every item must have the same number of completions.
+    """
+    if not scores:
+        return {"accuracy": 0.0}
+    n = len(scores[0])
+    if any(len(s) != n for s in scores):
+        raise ValueError("every item needs the same number of completions")
+    ks = list(ks) if ks else default_ks(n)
+    out: dict[str, float] = {}
+    vals = [[0.0 if s is None else float(s) for s in item] for item in scores]
+    out["accuracy"] = sum(sum(v) / n for v in vals) / len(vals)
+    for k in ks:
+        if k > n:
+            continue
+        correct = [sum(is_correct(s) for s in item) for item in scores]
+        out[f"pass@{k}"] = sum(pass_at_k(n, c, k) for c in correct) / len(scores)
+        if n > 1:
+            out[f"mean@{k}"] = sum(sum(v[:k]) / k for v in vals) / len(vals)
+            if answers is not None:
+                out[f"maj@{k}"] = sum(majority_correct(a[:k], s[:k]) for a, s in zip(answers, scores)) / len(scores)
+    return out
+
+
+def majority_correct(answers: Sequence[str | None], scores: Sequence[float | None]) -> float:
+    """1.0 if the most common extracted answer (ties: first seen) belongs to a correct completion."""
+    votes = collections.Counter(a for a in answers if a is not None)
+    if not votes:
+        return 0.0
+    best = max(votes.values())
+    winner = next(a for a in answers if a is not None and votes[a] == best)
+    return 1.0 if any(is_correct(s) for a, s in zip(answers, scores) if a == winner) else 0.0
+
+
+# --- exact match / token F1 for extractive and free-form QA (SQuAD's normalization) ---
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, drop punctuation and articles, squeeze whitespace (SQuAD v1.1)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    p = normalize_answer(prediction)
+    return 1.0 if any(p == normalize_answer(g) for g in golds) else 0.0
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    """Best token-overlap F1 of `prediction` against any gold answer."""
+    pred = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in golds:
+        ref = normalize_answer(gold).split()
+        if not pred or not ref:
+            best = max(best, float(pred == ref))
+            continue
+        common = collections.Counter(pred) & collections.Counter(ref)
+        same = sum(common.values())
+        if same == 0:
+            continue
+        precision, recall = same / len(pred), same / len(ref)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
