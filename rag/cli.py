@@ -1,9 +1,127 @@
-"""`assay` subcommands of the rag package (filled in by the rag work)."""
+"""`assay index` and `assay search`: thin wrappers over rag.Index (imported lazily)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the `assay` parser."""
+    p = sub.add_parser(
+        "index",
+        help="build or incrementally update a retrieval index from files/directories/JSONL",
+        description="Index .txt .md .rst .html .pdf files, directories of them, and BEIR-style "
+        "JSONL corpora. Running it again on the same --index updates it incrementally: new and "
+        "changed documents are embedded, removed ones dropped, the rest untouched.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or .jsonl corpora")
+    p.add_argument("--index", required=True, metavar="DIR", help="index directory")
+    p.add_argument("--chunk-size", type=int, default=None, help="largest chunk (default 1000)")
+    p.add_argument("--chunk-overlap", type=int, default=None, help="overlap between chunks (default 200)")
+    p.add_argument("--chunk-unit", choices=["chars", "tokens"], default=None,
+                   help="measure chunks in characters or embedder tokens (default chars)")
+    p.add_argument("--embedder", default=None, help="sentence-transformers model (default all-MiniLM-L6-v2)")
+    p.add_argument("--faiss", choices=["flat", "hnsw", "ivfpq"], default=None,
+                   help="dense index type (default flat = exact)")
+    p.add_argument("--batch-size", type=int, default=None, help="embedding batch size (default 32)")
+    p.add_argument("--no-cache", action="store_true", help="do not use the on-disk embedding cache")
+    p.add_argument("--rebuild", action="store_true",
+                   help="rebuild from scratch (needed to change embedder or chunking)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_index)
+
+    s = sub.add_parser("search", help="search an index (BM25, dense or hybrid; optional rerank/HyDE)")
+    s.add_argument("query", help="the query text")
+    s.add_argument("--index", required=True, metavar="DIR", help="index directory")
+    s.add_argument("--k", type=int, default=10, help="number of results (default 10)")
+    s.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid", help="default hybrid")
+    s.add_argument("--rerank", nargs="?", const="llm", default=None, metavar="KIND",
+                   help="rerank the top candidates (llm [default] or cross-encoder)")
+    s.add_argument("--rerank-model", default=None, help="model for --rerank")
+    s.add_argument("--hyde", action="store_true", help="embed a hypothetical answer passage (HyDE)")
+    s.add_argument("--fusion", choices=["rrf", "convex"], default=None, help="hybrid fusion method")
+    s.add_argument("--embedder", default=None, help="fail unless the index was built with this embedder")
+    s.add_argument("--snippet", type=int, default=160, help="snippet width in characters (default 160)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(handler=_search)
+
+
+def _index(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from rag.chunking import ChunkConfig
+    from rag.dense import DenseConfig
+    from rag.index import Index, IndexConfig
+
+    directory = Path(args.index)
+    existing = (directory / "manifest.json").exists() and not args.rebuild
+    if existing:
+        base = Index.open(directory).config
+    else:
+        base = IndexConfig()
+    chunking = base.chunking
+    updates = {k: v for k, v in (("chunk_size", args.chunk_size), ("chunk_overlap", args.chunk_overlap),
+                                 ("chunk_unit", args.chunk_unit)) if v is not None}
+    if "chunk_size" in updates and "chunk_overlap" not in updates and chunking.chunk_overlap >= updates["chunk_size"]:
+        updates["chunk_overlap"] = updates["chunk_size"] // 5  # keep the default's proportion
+    if updates:
+        chunking = ChunkConfig(**{**dataclasses.asdict(chunking), **updates})
+    dense = DenseConfig(**{**dataclasses.asdict(base.dense), "kind": args.faiss}) if args.faiss else base.dense
+    config = dataclasses.replace(
+        base, chunking=chunking, dense=dense,
+        embedder=args.embedder or base.embedder,
+        batch_size=args.batch_size or base.batch_size,
+        use_embedding_cache=not args.no_cache and base.use_embedding_cache)
+    index = Index.build(args.paths, directory, config, progress=not args.quiet and not args.json,
+                        rebuild=args.rebuild)
+    stats = {**index.last_update, "index": str(directory), "embedder": index.config.embedder,
+             "faiss": index.config.dense.kind, "total_documents": len(index.doc_ids), "total_chunks": len(index)}
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        print(f"{directory}: {stats['total_documents']} documents, {stats['total_chunks']} chunks "
+              f"(added {stats['added']}, changed {stats['changed']}, removed {stats['removed']}, "
+              f"unchanged {stats['unchanged']}; skipped {stats['skipped']} unreadable files; "
+              f"embedded {stats['chunks_embedded']} chunks, {stats['model_calls']} by the model) "
+              f"in {stats['seconds']:.2f}s")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from rag.documents import snippet
+    from rag.index import Index
+
+    index = Index.open(args.index, embedder=args.embedder)
+    reranker = None
+    if args.rerank:
+        from rag.rerank import make_reranker
+
+        reranker = make_reranker(kind=args.rerank, model=args.rerank_model)
+    hyde = None
+    if args.hyde:
+        from rag.hyde import HyDE
+
+        hyde = HyDE()
+    fusion = dataclasses.replace(index.config.fusion, method=args.fusion) if args.fusion else None
+    t0 = time.perf_counter()
+    hits = index.search(args.query, k=args.k, mode=args.mode, rerank=reranker, hyde=hyde, fusion=fusion)
+    ms = (time.perf_counter() - t0) * 1000
+    if args.json:
+        print(json.dumps({"query": args.query, "mode": args.mode, "k": args.k, "rerank": args.rerank,
+                          "hyde": bool(args.hyde), "latency_ms": round(ms, 2),
+                          "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no results", file=sys.stderr)
+        return 0
+    for h in hits:
+        c = h.chunk
+        print(f"{h.rank:>3}  {c.doc_id}  [{c.start},{c.end})  {h.score:.4f}  {snippet(c.text, args.snippet)}")
+    return 0

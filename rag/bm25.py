@@ -1,0 +1,260 @@
+"""BM25 over a sparse matrix of precomputed term weights — rank-bm25's BM25Okapi, fast.
+
+Scoring is exactly rank-bm25's `BM25Okapi` (tested against it on the same tokens):
+
+    idf(t)      = ln((N - n_t + 0.5) / (n_t + 0.5)); a negative idf becomes
+                  epsilon * mean idf over the vocabulary (rank-bm25's floor)
+    score(q, d) = sum over query tokens t (repeats count) of
+                  idf(t) * tf(t,d) * (k1 + 1) / (tf(t,d) + k1 * (1 - b + b * |d| / avgdl))
+
+rank-bm25 loops over every document in Python per query term. Here the per-(document,
+term) weight is computed once at build time and stored column-wise (CSC: for each term,
+the documents containing it and their weights), so a query is a gather of a few columns
+and one `np.bincount`; a batch of queries is one sparse matrix product. That is the same
+idea as bm25s ("eager" scoring); owning the few lines keeps the scores identical to the
+reference and the files pickle-free (`.npy` arrays and a JSON vocabulary).
+
+Tokenizer: lowercase word characters, a built-in English stopword list, Snowball (Porter 2)
+stemming via PyStemmer — no downloaded data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# A standard English stopword list (the classic Lucene/Snowball-style set, extended with
+# common contractions' stems); built in so nothing is downloaded.
+STOPWORDS_EN = frozenset("""
+a about above after again against all am an and any are aren't as at be because been
+before being below between both but by can can't cannot could couldn't did didn't do does
+doesn't doing don't down during each few for from further had hadn't has hasn't have
+haven't having he he'd he'll he's her here here's hers herself him himself his how how's i
+i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my
+myself no nor not of off on once only or other ought our ours ourselves out over own same
+shan't she she'd she'll she's should shouldn't so some such than that that's the their
+theirs them themselves then there there's these they they'd they'll they're they've this
+those through to too under until up very was wasn't we we'd we'll we're we've were weren't
+what what's when when's where where's which while who who's whom why why's with won't
+would wouldn't you you'd you'll you're you've your yours yourself yourselves will shall
+may might must also etc s t d ll m o re ve y
+""".split())
+
+_TOKEN_RE = re.compile(r"\w+(?:'\w+)?", re.UNICODE)
+
+
+@dataclass
+class BM25Config:
+    k1: float = 1.5
+    """Term-frequency saturation (rank-bm25's default)."""
+    b: float = 0.75
+    """Length normalisation (rank-bm25's default)."""
+    epsilon: float = 0.25
+    """Floor for negative idf, as a fraction of the mean idf (rank-bm25's BM25Okapi)."""
+    stem: bool = True
+    """Snowball English stemming with PyStemmer."""
+    stopwords: bool = True
+    """Drop the built-in English stopwords."""
+
+
+class Tokenizer:
+    """text -> list of terms. Stems are memoised: corpora repeat words a lot."""
+
+    def __init__(self, stem: bool = True, stopwords: bool = True) -> None:
+        self.stopwords = STOPWORDS_EN if stopwords else frozenset()
+        self._stemmer = None
+        if stem:
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer("english")
+        self._memo: dict[str, str] = {}
+
+    def __call__(self, text: str) -> list[str]:
+        words = [w for w in _TOKEN_RE.findall(text.lower()) if w not in self.stopwords]
+        if self._stemmer is None:
+            return words
+        memo = self._memo
+        out = []
+        for w in words:
+            s = memo.get(w)
+            if s is None:
+                s = memo[w] = self._stemmer.stemWord(w)
+            out.append(s)
+        return out
+
+    def many(self, texts: list[str]) -> list[list[str]]:
+        return [self(t) for t in texts]
+
+
+class BM25Index:
+    """Sparse BM25 over a fixed list of documents (rows = positions 0..n-1)."""
+
+    def __init__(self, config: BM25Config | None = None) -> None:
+        self.config = config or BM25Config()
+        self.tokenizer = Tokenizer(self.config.stem, self.config.stopwords)
+        self.vocab: dict[str, int] = {}
+        self.n_docs = 0
+        self.indptr = np.zeros(1, dtype=np.int64)  # CSC over terms
+        self.doc_ids = np.zeros(0, dtype=np.int32)
+        self.weights = np.zeros(0, dtype=np.float64)
+        self._word_cache: dict[str, int] | None = None
+        self._matrix = None
+
+    # ---- building -------------------------------------------------------------------
+    def fit(self, texts: list[str]) -> "BM25Index":
+        return self.fit_tokens(self.tokenizer.many(texts))
+
+    def fit_tokens(self, corpus: list[list[str]]) -> "BM25Index":
+        cfg = self.config
+        n = len(corpus)
+        vocab: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        tfs: list[int] = []
+        doc_len = np.zeros(n, dtype=np.float64)
+        for d, toks in enumerate(corpus):
+            doc_len[d] = len(toks)
+            counts: dict[int, int] = {}
+            for t in toks:
+                tid = vocab.setdefault(t, len(vocab))
+                counts[tid] = counts.get(tid, 0) + 1
+            rows.extend([d] * len(counts))
+            cols.extend(counts.keys())
+            tfs.extend(counts.values())
+        rows_a = np.asarray(rows, dtype=np.int64)
+        cols_a = np.asarray(cols, dtype=np.int64)
+        tf = np.asarray(tfs, dtype=np.float64)
+        df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float64)
+        idf = np.log(n - df + 0.5) - np.log(df + 0.5)
+        if len(idf):
+            floor = cfg.epsilon * (idf.sum() / len(idf))
+            idf = np.where(idf < 0, floor, idf)
+        avgdl = doc_len.sum() / n if n else 0.0
+        norm = cfg.k1 * (1 - cfg.b + cfg.b * doc_len / avgdl) if avgdl > 0 else np.full(n, cfg.k1)
+        w = idf[cols_a] * tf * (cfg.k1 + 1) / (tf + norm[rows_a])
+        order = np.lexsort((rows_a, cols_a))
+        self.vocab = vocab
+        self.n_docs = n
+        self.doc_ids = rows_a[order].astype(np.int32)
+        self.weights = w[order]  # float64: the same sums, in the same precision, as rank-bm25
+        self.indptr = np.concatenate([[0], np.cumsum(df.astype(np.int64))])
+        self._word_cache = None
+        self._matrix = None
+        return self
+
+    # ---- scoring --------------------------------------------------------------------
+    def _term_counts(self, query: str) -> dict[int, int]:
+        """Query term ids (in the vocabulary) with their counts; memoised per word."""
+        cache = self._word_ids
+        counts: dict[int, int] = {}
+        for w in _TOKEN_RE.findall(query.lower()):
+            tid = cache.get(w)
+            if tid is None:
+                terms = self.tokenizer(w)
+                tid = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
+            if tid >= 0:
+                counts[tid] = counts.get(tid, 0) + 1
+        return counts
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every document (float64, like rank-bm25's get_scores)."""
+        out = np.zeros(self.n_docs, dtype=np.float64)
+        for tid, c in self._term_counts(query).items():
+            lo, hi = self.indptr[tid], self.indptr[tid + 1]
+            out[self.doc_ids[lo:hi]] += c * self.weights[lo:hi]
+        return out
+
+    def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
+        """Top-k (position, score) among documents sharing a term with the query."""
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: list[str], k: int = 10) -> list[list[tuple[int, float]]]:
+        """Top-k per query. All postings of a block of queries are gathered with one
+        vectorised index computation and summed with one `np.bincount`."""
+        n = self.n_docs
+        if not queries:
+            return []
+        if n == 0 or k <= 0:
+            return [[] for _ in queries]
+        block = max(1, 4_000_000 // n)  # bound the dense (queries x docs) score block
+        out: list[list[tuple[int, float]]] = []
+        for b0 in range(0, len(queries), block):
+            out.extend(self._search_block(queries[b0:b0 + block], k))
+        return out
+
+    def _search_block(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
+        from scipy.sparse import csr_matrix
+
+        n = self.n_docs
+        indptr, indices, data = [0], [], []
+        for q in queries:
+            counts = self._term_counts(q)
+            indices.extend(counts.keys())
+            data.extend(counts.values())
+            indptr.append(len(indices))
+        nq = len(queries)
+        if not indices:
+            return [[] for _ in queries]
+        qm = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64),
+                         np.asarray(indptr, dtype=np.int64)), shape=(nq, len(self.vocab)))
+        res = (qm @ self.term_matrix).tocsr()  # (queries x docs), only matching docs stored
+        scores = np.full((nq, n), -np.inf)
+        rows = np.repeat(np.arange(nq), np.diff(res.indptr))
+        scores[rows, res.indices] = res.data  # documents sharing no term stay at -inf
+        kk = min(k, n)
+        cand = (np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n
+                else np.broadcast_to(np.arange(n), (nq, n)).copy())
+        vals = np.take_along_axis(scores, cand, axis=1)
+        order = np.lexsort((cand, -vals), axis=1)  # score desc, then position asc
+        cand = np.take_along_axis(cand, order, axis=1).tolist()
+        vals = np.take_along_axis(vals, order, axis=1).tolist()
+        return [[(d, v) for d, v in zip(cr, vr) if v != -np.inf] for cr, vr in zip(cand, vals)]
+
+    @property
+    def term_matrix(self):
+        """(n_terms x n_docs) CSR matrix of weights: row t = postings of term t."""
+        if self._matrix is None:
+            from scipy.sparse import csr_matrix
+
+            self._matrix = csr_matrix((self.weights, self.doc_ids.astype(np.int64), self.indptr),
+                                      shape=(len(self.vocab), self.n_docs))
+        return self._matrix
+
+    @property
+    def _word_ids(self) -> dict[str, int]:
+        if self._word_cache is None:
+            self._word_cache = {}
+        return self._word_cache
+
+    # ---- persistence ----------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write into `directory` (the caller makes the directory swap atomic)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        np.save(d / "indptr.npy", self.indptr, allow_pickle=False)
+        np.save(d / "doc_ids.npy", self.doc_ids, allow_pickle=False)
+        np.save(d / "weights.npy", self.weights, allow_pickle=False)
+        terms = [None] * len(self.vocab)
+        for t, i in self.vocab.items():
+            terms[i] = t
+        meta = {"n_docs": self.n_docs, "config": self.config.__dict__, "terms": terms}
+        (d / "vocab.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "BM25Index":
+        d = Path(directory)
+        meta = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
+        self = cls(BM25Config(**meta["config"]))
+        self.vocab = {t: i for i, t in enumerate(meta["terms"])}
+        self.n_docs = int(meta["n_docs"])
+        self.indptr = np.load(d / "indptr.npy", allow_pickle=False)
+        self.doc_ids = np.load(d / "doc_ids.npy", allow_pickle=False)
+        self.weights = np.load(d / "weights.npy", allow_pickle=False)
+        return self
+
+
+__all__ = ["BM25Config", "BM25Index", "Tokenizer", "STOPWORDS_EN"]

@@ -1,0 +1,154 @@
+"""Sentence embeddings: batched, L2-normalized float32, with an on-disk cache.
+
+The cache maps (model id, sha256 of the text) to a vector, so indexing text that was
+embedded before — an unchanged document, a chunk shared by two versions of a file, the
+same corpus in a second index — costs no model call. It is plain numpy: each write adds
+one shard (`<name>.keys.npy`, fixed-width hash bytes, and `<name>.vecs.npy`, float32
+rows) under `<cache>/embeddings/<model slug>/`, written atomically; no pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.files import atomic_open
+
+
+def default_cache_dir() -> Path:
+    from rag.models import cache_dir
+
+    return cache_dir() / "embeddings"
+
+
+def _slug(model_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("_")[:80] or "model"
+
+
+def _key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+class EmbeddingCache:
+    """Vectors of previously embedded texts for one model, keyed by content hash."""
+
+    def __init__(self, root: str | os.PathLike, model_id: str) -> None:
+        self.dir = Path(root) / _slug(model_id)
+        self._map: dict[bytes, np.ndarray] | None = None
+
+    def _load(self) -> dict[bytes, np.ndarray]:
+        if self._map is None:
+            self._map = {}
+            if self.dir.is_dir():
+                for keys_file in sorted(self.dir.glob("*.keys.npy")):
+                    vecs_file = keys_file.with_name(keys_file.name[: -len(".keys.npy")] + ".vecs.npy")
+                    try:
+                        keys = np.load(keys_file, allow_pickle=False)
+                        vecs = np.load(vecs_file, allow_pickle=False)
+                    except (OSError, ValueError):
+                        continue  # a shard whose pair was never completed: ignore it
+                    if len(keys) != len(vecs):
+                        continue
+                    for k, v in zip(keys, vecs):
+                        self._map[bytes(k)] = v
+        return self._map
+
+    def get_many(self, texts: list[str]) -> list[np.ndarray | None]:
+        m = self._load()
+        return [m.get(_key(t)) for t in texts]
+
+    def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
+        if not len(texts):
+            return
+        m = self._load()
+        keys = np.array([_key(t) for t in texts], dtype="S16")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        name = uuid.uuid4().hex
+        # vectors first, keys last: a shard is only read when its keys file exists
+        with atomic_open(self.dir / f"{name}.vecs.npy", "wb") as fh:
+            np.save(fh, vectors, allow_pickle=False)
+        with atomic_open(self.dir / f"{name}.keys.npy", "wb") as fh:
+            np.save(fh, keys, allow_pickle=False)
+        for k, v in zip(keys, vectors):
+            m[bytes(k)] = v
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+class Embedder:
+    """A sentence-transformers model, loaded on first use.
+
+    `encode(texts)` returns an (n, d) float32 array of L2-normalized rows. With a cache,
+    only texts never embedded by this model before reach the model.
+    """
+
+    def __init__(self, model: str = "all-MiniLM-L6-v2", *, batch_size: int = 32,
+                 cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
+                 device: str | None = None) -> None:
+        self.model_id = model
+        self.batch_size = batch_size
+        self.device = device
+        self.cache = EmbeddingCache(cache_dir or default_cache_dir(), model) if use_cache else None
+        self._model: Any = None
+        self._dim: int | None = None
+        self.model_calls = 0  # texts actually sent to the model (for tests and reports)
+
+    @property
+    def model(self):
+        if self._model is None:
+            from rag.models import load_sentence_transformer
+
+            self._model = load_sentence_transformer(self.model_id, device=self.device)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            get = getattr(self.model, "get_sentence_embedding_dimension", None)
+            self._dim = int(get()) if get else int(self._encode_model(["x"], False).shape[1])
+        return self._dim
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    def _encode_model(self, texts: list[str], progress: bool) -> np.ndarray:
+        self.model_calls += len(texts)
+        vecs = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=progress)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode(self, texts: list[str], *, progress: bool = False, cache: bool | None = None) -> np.ndarray:
+        texts = list(texts)
+        use_cache = self.cache is not None and (cache if cache is not None else True)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if not use_cache:
+            return self._encode_model(texts, progress)
+        found = self.cache.get_many(texts)
+        missing_idx = [i for i, v in enumerate(found) if v is None]
+        # the same text twice in one call is embedded once
+        unique: dict[str, int] = {}
+        for i in missing_idx:
+            unique.setdefault(texts[i], len(unique))
+        if unique:
+            fresh = self._encode_model(list(unique), progress)
+            self.cache.put_many(list(unique), fresh)
+        else:
+            fresh = None
+        dim = fresh.shape[1] if fresh is not None else len(next(v for v in found if v is not None))
+        out = np.empty((len(texts), dim), dtype=np.float32)
+        for i, v in enumerate(found):
+            out[i] = v if v is not None else fresh[unique[texts[i]]]
+        return out
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """One query vector, shape (d,); queries bypass the cache (cheap, rarely repeated)."""
+        return self._encode_model([query], False)[0]

@@ -1,0 +1,86 @@
+"""Hybrid retrieval: fusing ranked lists from BM25 and dense search.
+
+- `rrf`: reciprocal rank fusion, score(d) = sum_r w_r / (k + rank_r(d)). Uses only
+  ranks, so the retrievers' incomparable score scales never matter (Cormack et al. 2009).
+- `convex`: score(d) = sum_r w_r * norm_r(score_r(d)), with scores normalized per query
+  and retriever by `minmax` (to [0, 1]) or `zscore` (mean 0, sd 1). A document missing
+  from a retriever's top `depth` gets that retriever's lowest normalized value in the
+  list (min-max: 0), the natural "worse than anything retrieved" default.
+
+Each retriever contributes its top `depth` candidates. Ties are broken by the best rank
+the document had in any list, then by position, so results are deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+
+class FusionError(ValueError):
+    user_error = True
+
+
+@dataclass
+class FusionConfig:
+    method: Literal["rrf", "convex"] = "rrf"
+    """`rrf` (reciprocal rank fusion) or `convex` (weighted sum of normalized scores)."""
+    rrf_k: int = 60
+    """RRF constant k: larger flattens the advantage of top ranks."""
+    normalization: Literal["minmax", "zscore"] = "minmax"
+    """Convex combination: per-query score normalization."""
+    weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
+    """Per-retriever weight (RRF and convex)."""
+    depth: dict[str, int] = field(default_factory=lambda: {"bm25": 100, "dense": 100})
+    """Per-retriever number of candidates fed into the fusion."""
+
+    def __post_init__(self) -> None:
+        if self.method not in ("rrf", "convex"):
+            raise FusionError(f"fusion method must be rrf or convex, got {self.method!r}")
+        if self.normalization not in ("minmax", "zscore"):
+            raise FusionError(f"normalization must be minmax or zscore, got {self.normalization!r}")
+        if self.rrf_k < 0:
+            raise FusionError(f"rrf_k must be >= 0, got {self.rrf_k}")
+
+    def depth_for(self, name: str, k: int) -> int:
+        return max(k, int(self.depth.get(name, 100)))
+
+
+def _normalize(scores: np.ndarray, how: str) -> np.ndarray:
+    if len(scores) == 0:
+        return scores
+    if how == "minmax":
+        lo, hi = scores.min(), scores.max()
+        return np.ones_like(scores) if hi - lo <= 1e-12 else (scores - lo) / (hi - lo)
+    sd = scores.std()
+    return np.zeros_like(scores) if sd <= 1e-12 else (scores - scores.mean()) / sd
+
+
+def fuse(lists: dict[str, list[tuple[int, float]]], config: FusionConfig | None = None,
+         k: int = 10) -> list[tuple[int, float, dict[str, float]]]:
+    """Fuse {retriever: [(position, score), ...] best first} into the top k
+    (position, fused score, {retriever: original score}) tuples."""
+    cfg = config or FusionConfig()
+    cut = {name: hits[: cfg.depth_for(name, k)] for name, hits in lists.items()}
+    raw: dict[int, dict[str, float]] = {}
+    best_rank: dict[int, int] = {}
+    for name, hits in cut.items():
+        for rank, (pos, score) in enumerate(hits, 1):
+            raw.setdefault(pos, {})[name] = score
+            best_rank[pos] = min(best_rank.get(pos, rank), rank)
+    fused = dict.fromkeys(raw, 0.0)
+    for name, hits in cut.items():
+        w = float(cfg.weights.get(name, 1.0))
+        if cfg.method == "rrf":
+            for rank, (pos, _) in enumerate(hits, 1):
+                fused[pos] += w / (cfg.rrf_k + rank)
+            continue
+        norm = _normalize(np.asarray([s for _, s in hits], dtype=np.float64), cfg.normalization)
+        values = {pos: float(v) for (pos, _), v in zip(hits, norm)}
+        floor = float(norm.min()) if len(norm) else 0.0
+        for pos in fused:
+            fused[pos] += w * values.get(pos, floor)
+    order = sorted(fused, key=lambda p: (-fused[p], best_rank[p], p))[:k]
+    return [(p, fused[p], raw[p]) for p in order]
