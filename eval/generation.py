@@ -8,8 +8,8 @@ How the transformers path stays close to a bare `model.generate`:
   (left padding, which decoder-only generation needs; the KV cache is on);
 - `n` samples of one prompt come from one `num_return_sequences=n` call; with greedy
   decoding the n samples would be identical, so one is generated and repeated;
-- stop strings end a sequence inside `generate` (transformers' StopStringCriteria) and
-  the returned text is cut before the earliest stop string, as lm-eval does.
+- stop strings end a sequence inside `generate` (a stopping criterion over the generated
+  tokens only) and the returned text is cut before the earliest stop string, as lm-eval does.
 
 Every finished batch is written to the SQLite cache (`eval.cache`) before the next one
 starts, keyed by model identity, rendered prompt, settings and sample index. A rerun, or a
@@ -249,15 +249,16 @@ class Generator:
             gen_kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
         else:
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-        if cfg.stop:
-            gen_kwargs.update(stop_strings=list(cfg.stop), tokenizer=tok)
         bar = _progress(len(order), f"generating ({self.model_name})", self.progress)
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start:start + cfg.batch_size]
             enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=add_special).to(model.device)
             torch.manual_seed(cfg.seed + start)
+            extra = {}
+            if cfg.stop:
+                extra["stopping_criteria"] = _stopping(tok, cfg.stop, enc["input_ids"].shape[1])
             with torch.inference_mode():
-                out = model.generate(**enc, **gen_kwargs)
+                out = model.generate(**enc, **gen_kwargs, **extra)
             new = out[:, enc["input_ids"].shape[1]:]
             rows = []
             for i, prompt in enumerate(batch):
@@ -295,6 +296,29 @@ class Generator:
                 rows.append((keys[prompt][j], o.text, reason, len(o.token_ids)))
         self.cache.put_generations(self.identity, rows)
         self.stats["generated"] += len(rows)
+
+
+def _stopping(tokenizer, stops: Sequence[str], prompt_len: int):
+    """Stop a sequence once its *generated* text contains a stop string.
+
+    transformers' own `stop_strings` also matches a stop string that straddles the end of
+    the prompt (prompt "...Answer:" + generated "::" matches ":::"), ending generation
+    before the completion has said anything; lm-eval only cuts on generated text.
+    A stop string of L characters spans at most L + 1 tokens, so decoding a short tail
+    of each sequence per step is enough.
+    """
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    window = max(len(s) for s in stops) + 2
+
+    class GeneratedTextStop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            new = input_ids[:, prompt_len:]
+            tails = tokenizer.batch_decode(new[:, -window:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stops) for t in tails], device=input_ids.device)
+
+    return StoppingCriteriaList([GeneratedTextStop()])
 
 
 class _NoBar:
