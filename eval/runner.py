@@ -200,7 +200,7 @@ def join_predictions(suite: Suite, preds: list[dict], source: str) -> tuple[list
         if missing:
             key = suite.id_field
             if not key or key not in p:
-                hint = f" (or {key!r} to look it up)" if key else ""
+                hint = f" (or {key!r} to look it up)" if key and missing[0] != key else ""
                 raise DataError(f"{source}:{line}: missing field {missing[0]!r}{hint}")
             if data_by_id is None:
                 data_by_id = {str(r[key]): r for r in suite.load() if key in r}

@@ -115,6 +115,8 @@ class SpecSuite(Suite):
         self.fields = (spec.answer_field,)
         self.metrics = ("accuracy", *[m for m in spec.metrics[1:]])
         if spec.type == "rag_qa":
+            # Predictions scored with `assay eval score` bring the chunks they were given.
+            self.fields = (spec.answer_field, "contexts")
             self.metrics = ("accuracy", "exact_match", "f1", "supported") + (("recall@k",) if spec.doc_field else ())
         self._fewshot: list[dict] = []
         self._index = None
@@ -231,7 +233,7 @@ class SpecSuite(Suite):
             for m in names[1:]:
                 key = "supported" if m == "grounding" else m
                 extra[key] = per_metric[m][i].score
-            if spec.type == "rag_qa" and spec.doc_field:
+            if spec.type == "rag_qa" and spec.doc_field and "retrieved" in rows[i]:
                 gold_docs = {str(d) for d in _as_list(rows[i].get(spec.doc_field, []))}
                 extra["recall@k"] = 1.0 if gold_docs & {str(d) for d in rows[i]["retrieved"]} else 0.0
             if spec.type == "rag_qa":

@@ -70,6 +70,30 @@ def reward_scores(name: str, completions: Sequence[str], rows: Sequence[dict]) -
     return out
 
 
+def code_scores(completions: Sequence[str], rows: Sequence[dict]) -> list[Scored]:
+    """The code reward, read for pass@k: correct only when every test passes.
+
+    The reward itself gives partial credit (fraction of tests passed); pass@k as defined
+    by the Codex paper needs a pass/fail verdict, so the fraction travels as `test_fraction`.
+    """
+    from rewards.base import check_lengths, get
+
+    if not completions:
+        return []
+    results = get("code").fn(list(completions), list(rows))
+    check_lengths("code", completions, results)
+    out = []
+    for res in results:
+        d = res.details or {}
+        if res.score is None:
+            out.append(Scored(None, res.reason, None, {"test_fraction": None}))
+            continue
+        passed, total = d.get("passed"), d.get("total")
+        ok = (passed == total and bool(total)) if passed is not None and total is not None else res.score >= 1.0
+        out.append(Scored(1.0 if ok else 0.0, res.reason, None, {"test_fraction": float(res.score)}))
+    return out
+
+
 _SCORER_VERSION: str | None = None
 
 
@@ -297,7 +321,7 @@ class HumanEval(Suite):
 
     def score(self, completions, rows) -> list[Scored]:
         keep = ("task_id", "prompt", "test", "entry_point")
-        return reward_scores("code", completions, [{k: r[k] for k in keep} for r in rows])
+        return code_scores(completions, [{k: r[k] for k in keep} for r in rows])
 
     def answer_key(self, scored: Scored) -> str | None:
         return None  # no majority vote over programs
@@ -350,7 +374,7 @@ class JsonlCodeSuite(Suite):
 
     def score(self, completions, rows) -> list[Scored]:
         keep = ("test_list", "test_setup_code") if self.kind == "mbpp" else ("inputs", "outputs")
-        return reward_scores("code", completions, [{k: r[k] for k in keep if k in r} for r in rows])
+        return code_scores(completions, [{k: r[k] for k in keep if k in r} for r in rows])
 
     def answer_key(self, scored):
         return None
