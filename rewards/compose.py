@@ -50,6 +50,8 @@ class ScoreConfig:
 
 
 POOL_TIMEOUT_DEFAULT = 30.0
+# Rewards that use the math checker's worker pool (warmed early by the TRL adapter).
+MATH_BASED = ("math", "length", "cosine_length")
 
 
 def parse_spec(spec: Spec) -> list[tuple[str, float]]:
@@ -245,7 +247,9 @@ def run_reward(
 def _run_in_pool(name, completions, rows, opts, workers, timeout, on_error) -> list[RewardResult]:
     from rewards.workers import shared_pool
 
-    items = [{"name": name, "completion": c, "row": dict(r), "options": opts} for c, r in zip(completions, rows)]
+    module = getattr(get(name).fn, "__module__", None)
+    items = [{"name": name, "module": module, "completion": c, "row": dict(r), "options": opts}
+             for c, r in zip(completions, rows)]
     limit = timeout if timeout is not None else POOL_TIMEOUT_DEFAULT
     outcomes = shared_pool(workers).run("rewards.compose:pool_job", items, timeout=limit)
     out = []
@@ -262,6 +266,10 @@ def _run_in_pool(name, completions, rows, opts, workers, timeout, on_error) -> l
 
 def pool_job(item: dict) -> list:
     """Inside a worker: one item of a heavy reward."""
+    if item.get("module"):
+        import importlib
+
+        importlib.import_module(item["module"])  # registers rewards defined outside `rewards`
     res = get(item["name"]).fn([item["completion"]], [item["row"]], **item["options"])
     check_lengths(item["name"], [item["completion"]], res)
     r = _coerce(res[0])
@@ -325,8 +333,13 @@ def trl_reward_funcs(
     completions plain or conversational; dataset columns (lists, one value per completion)
     become the rows. Reasons go to TRL's completions table when it offers ``log_extra``.
     """
+    pairs = parse_spec(spec)
+    if any(name in MATH_BASED for name, _ in pairs):
+        from rewards.workers import shared_pool
+
+        shared_pool(workers).warm_in_background()  # sympy's start-up overlaps model loading
     funcs = []
-    for name, weight in parse_spec(spec):
+    for name, weight in pairs:
         funcs.append(_make_trl_func(name, weight, workers, timeout, on_error, (options or {}).get(name)))
     return funcs
 

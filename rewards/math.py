@@ -159,10 +159,14 @@ def clean_latex(s: str) -> str:
     for a, b in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if s.startswith(a) and s.endswith(b) and len(s) >= len(a) + len(b):
             s = s[len(a) : len(s) - len(b)].strip()
+    boxed = _boxed_contents(s)
+    if boxed and s.startswith(("\\boxed", "\\fbox")) and len(boxed) == 1 and s.endswith("}"):
+        s = boxed[0].strip()  # a box around the whole answer
     s = re.sub(r"\\mathrm\{e\}|\\text\{e\}", "e", s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)
     s = re.sub(r"\\sqrt\s*(\d+)", r"\\sqrt{\1}", s)
+    s = re.sub(r"([\^_])\{(\w)\}", r"\1\2", s)  # x^{2} -> x^2
     s = s.rstrip()
     while s.endswith((".", ",")) and not s.endswith("\\."):
         s = s[:-1].rstrip()
@@ -329,6 +333,69 @@ def _exact_number(s: str) -> Fraction | None:
     return exact_number(s)
 
 
+def _split_top(s: str) -> list[str]:
+    parts, depth, cur = [], 0, []
+    for c in s:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        if c == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+    parts.append("".join(cur))
+    return parts
+
+
+def _number_sequences(g: str, p: str) -> tuple[bool, str] | None:
+    """Tuples/intervals ``(a,b]`` and bare lists ``a, b`` of exact numbers, decided exactly.
+
+    Bracketed: same brackets and the same numbers in order (an interval's ends and a
+    tuple's entries are ordered). A bare list is a set, as Math-Verify reads it. Anything
+    with a non-number inside goes to the symbolic path.
+    """
+    def parse(s: str):
+        if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _balanced(s[1:-1]):
+            inner, kind = s[1:-1], s[0] + s[-1]
+        else:
+            inner, kind = s, "set"
+        parts = _split_top(inner)
+        if len(parts) < 2:
+            return None
+        vals = [_exact_number(x) for x in parts]
+        if any(v is None for v in vals) or any("." in x for x in parts):
+            return None
+        return kind, vals
+
+    a, b = parse(g), parse(p)
+    if a is None or b is None:
+        return None
+    if a[0] == "set" and b[0] == "set":
+        return set(a[1]) == set(b[1]), "number sets"
+    if a[0] == "set" or b[0] == "set":
+        return None  # a set against a tuple/interval: Math-Verify's call
+    return a == b, "number tuples"
+
+
+def _has_variable(s: str) -> bool:
+    """A letter other than e and i outside LaTeX commands (an unknown, not a constant)."""
+    return bool(re.search(r"[a-df-hj-zA-Z]", re.sub(r"\\[A-Za-z]+", "", s)))
+
+
+def _top_level_commas(s: str) -> int:
+    depth = n = 0
+    for c in s:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth <= 1:
+            n += 1
+    return n
+
+
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z '\-]*")
 
 
@@ -354,7 +421,18 @@ def fast_compare(gold: str, pred: str) -> tuple[bool | None, str]:
             return True, "equal numbers"
         if "." not in g and "." not in p:
             return False, "different numbers"
-        return None, ""  # a decimal approximation: leave it to Math-Verify's rounding
+        if abs(gv - pv) > Fraction(1, 1000) * max(1, abs(gv)):
+            return False, "different numbers"
+        return None, ""  # a close decimal approximation: leave it to Math-Verify's rounding
+    seq = _number_sequences(g, p)
+    if seq is not None:
+        return seq
+    # Cheap structural rejections, so wrong answers rarely need sympy.
+    if (gv is not None and _has_variable(p)) or (pv is not None and _has_variable(g)):
+        return False, "number vs expression with variables"
+    if "\pm" not in g + p and "\mp" not in g + p and "\begin" not in g + p:
+        if _top_level_commas(g) != _top_level_commas(p):
+            return False, "different number of components"
     if _WORD_RE.fullmatch(g) and _WORD_RE.fullmatch(p) and (len(g) > 1 and len(p) > 1):
         return g.casefold() == p.casefold(), "words"
     return None, ""

@@ -117,17 +117,32 @@ class WorkerPool:
                 pass
 
     def close(self) -> None:
-        with self._lock:
-            for w in self._workers:
+        # At exit a daemon thread may still hold the lock mid-batch: kill anyway.
+        got = self._lock.acquire(timeout=2.0)
+        try:
+            for w in list(self._workers):
                 self._kill(w)
             self._workers = []
+        finally:
+            if got:
+                self._lock.release()
+
+    def warm_in_background(self) -> None:
+        """Start and warm the workers on a daemon thread (overlaps with model loading)."""
+        threading.Thread(target=self.warm, name="rewards-pool-warm", daemon=True).start()
 
     def warm(self) -> None:
         """Start the workers and wait until each has imported its jobs' modules."""
-        self.run("rewards.workers:ping", [None] * self.size, timeout=STARTUP_GRACE_S)
+        self.broadcast("rewards.workers:ping")
+
+    def broadcast(self, job: str) -> list[TaskOutcome]:
+        """Run ``job(None)`` once on every worker (warm-up, cache clearing)."""
+        return self.run(job, [None] * self.size, timeout=STARTUP_GRACE_S, depth=1)
 
     # -- running a batch --------------------------------------------------------------
-    def run(self, job: str, items: Sequence[Any], *, timeout: float | None = None) -> list[TaskOutcome]:
+    def run(
+        self, job: str, items: Sequence[Any], *, timeout: float | None = None, depth: int = PIPELINE_DEPTH
+    ) -> list[TaskOutcome]:
         """Run ``job(item)`` for every item across the workers; one outcome per item, in order.
 
         ``timeout`` (seconds, per item, None = no limit) is enforced here, by killing.
@@ -143,7 +158,7 @@ class WorkerPool:
             while remaining:
                 # Feed every worker up to the pipeline depth.
                 for w in self._workers:
-                    while pending and len(w.inflight) < PIPELINE_DEPTH:
+                    while pending and len(w.inflight) < depth:
                         i = pending.popleft()
                         if not w.inflight:
                             w.head_since = time.monotonic()
@@ -253,8 +268,14 @@ def _close_all() -> None:
 
 # -- inside the worker -------------------------------------------------------------------
 def ping(_item: Any) -> str:
-    # Importing the math path here makes `warm()` pay the sympy import up front.
-    importlib.import_module("rewards.math_symbolic")
+    # Importing the math path and running it once on every kind of answer makes `warm()`
+    # pay sympy's and the LaTeX parser's first-use costs up front (several seconds).
+    symbolic = importlib.import_module("rewards.math_symbolic")
+    for gold, pred in (("\\frac{\\sqrt{3}}{2}", "\\frac{1}{2}\\sqrt{3}"), ("(1,2]", "(1,2)"), ("x^2+1", "1+x^2"),
+                       ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
+                       ("y=2x", "y=x+x"), ("\\{1,2\\}", "\\{2,1\\}")):
+        symbolic.check({"gold": gold, "pred": pred})
+    symbolic.clear_cache()
     return "pong"
 
 

@@ -154,6 +154,31 @@ class FrameReader:
             out.append(frame)
 
 
+def _read_exact(fd, n):
+    buf = bytearray()
+    while len(buf) < n:
+        try:
+            chunk = os.read(fd, n - len(buf))
+        except InterruptedError:
+            continue
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def read_frame_exact(fd):
+    """One frame from a pipe without reading past it; None at EOF."""
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    (n,) = struct.unpack(">I", head)
+    if n > MAX_FRAME:
+        raise ValueError("frame too large")
+    data = _read_exact(fd, n)
+    return None if data is None else json.loads(data)
+
+
 def encode_value(v, depth=0):
     """Plain data to a JSON-able tree. Lenient about subclasses (their *value* is kept)."""
     if depth > 200:
@@ -292,34 +317,6 @@ def _enter_candidate(limits, fds, isolated):
     _reopen_stdio()
 
 
-def test_namespace(job, names, modules, make_function):
-    """The namespace the tests run in: the program's functions (as made by
-    `make_function`), its imported modules, the setup code and the bound names. Built the
-    same way by the harness (proxies) and by the candidate (recording wrappers).
-    Returns (namespace, setup error or None)."""
-    ns = {"__name__": "__test__", "__builtins__": builtins}
-    if job.get("proxy_all"):
-        # The tests name the program's functions directly (MBPP); the modules the program
-        # imported are imported here too, fresh.
-        for alias, modname in modules.items():
-            try:
-                __import__(modname)
-                ns[alias] = sys.modules[modname]
-            except BaseException:  # noqa: B036
-                pass
-        for name in names:
-            ns[name] = make_function(name)
-    for i, src in enumerate(job.get("setup", [])):
-        try:
-            exec(job["_setup_code"][i], ns)
-        except BaseException as exc:  # noqa: B036
-            if src.get("required", True):
-                return ns, _describe(exc, f"<setup {i}>")
-    for alias, name in job.get("bind", {}).items():
-        ns[alias] = make_function(name)
-    return ns, None
-
-
 def _program_names(g):
     names, modules = [], {}
     for n, v in list(g.items()):
@@ -332,99 +329,70 @@ def _program_names(g):
     return sorted(names), modules
 
 
-def _encode_call(args, kwargs):
-    return encode_value(list(args)), {"d": [[k, encode_value(v)] for k, v in kwargs.items()]}
+def _set_limits(limits):
+    """Lower (never raise) this process's limits to a job's own."""
+    mb = 1 << 20
+    pairs = (
+        (resource.RLIMIT_AS, limits.get("memory_mb"), mb),
+        (resource.RLIMIT_CPU, limits.get("cpu_seconds"), 1),
+        (resource.RLIMIT_FSIZE, limits.get("file_mb"), mb),
+    )
+    for which, value, unit in pairs:
+        if value:
+            soft, hard = resource.getrlimit(which)
+            want = int(value) * unit
+            if hard == resource.RLIM_INFINITY or want < hard:
+                resource.setrlimit(which, (want, want if which != resource.RLIMIT_CPU else want + 1))
 
 
-def candidate_transcript(job, g, names, modules, log_fd):
-    """Run the tests here, in the candidate's process, recording every call the tests make
-    to the program's functions: (name, arguments, outcome), arguments encoded before the
-    call. The harness then runs the same tests itself and answers each call from this
-    record when name and arguments match (else it calls the candidate live). The record
-    only ever supplies *return values of the candidate's functions*, which the candidate
-    controls anyway, so trusting it costs nothing; it saves a round trip per call."""
-    transcript = []
-
-    def make_function(name):
-        fn = g.get(name)
-
-        def recorder(*args, **kwargs):
-            try:
-                a, k = _encode_call(args, kwargs)
-            except (TypeError, ValueError, RecursionError):
-                a = k = None
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: B036
-                if a is not None:
-                    transcript.append([name, a, k, {"x": _describe(exc)}])
-                raise
-            if a is not None:
-                try:
-                    transcript.append([name, a, k, {"v": encode_value(result)}])
-                except (TypeError, ValueError, RecursionError) as exc:
-                    transcript.append([name, a, k, {"x": _describe(exc)}])
-            return result
-
-        return recorder
-
-    ns, err = test_namespace(job, names, modules, make_function)
-    if err is not None:
-        return
-    for i, step in enumerate(job["steps"]):
-        try:
-            exec(job["_step_code"][i], ns)
-        except BaseException:  # noqa: B036 - the harness decides what failed
-            pass
-        write_frame(log_fd, {"t": transcript})
-        transcript.clear()
-
-
-def candidate_serve(code, req_fd, resp_fd, log_fd, job):
-    """C in a call job: run the program's top level; with `job`, run its tests recording
-    the calls (written to the log memfd step by step, so a crash or timeout keeps what was
-    recorded); say "done" on the response pipe (the harness's only wake-up); then answer
-    live calls to the program's functions."""
+def candidate_serve(req_fd, resp_fd):
+    """C in a call job. Forked *before* the job reached the harness, so nothing of the
+    tests is in this process's memory: it receives the program, runs its top level, then
+    answers calls to its functions, one at a time, seeing only the arguments."""
+    reader = FrameReader()
+    msg = None
+    while msg is None:
+        data = os.read(req_fd, 1 << 20)
+        if not data:
+            os._exit(0)
+        reader.feed(data)
+        msg = reader.next()
+    _set_limits(msg.get("limits") or {})
     mod = _fresh_main("__candidate__")
     g = mod.__dict__
+    source = msg["program"]
+    del msg
     try:
-        exec(code, g)
+        exec(compile(source, "<candidate>", "exec"), g)
     except BaseException as exc:  # noqa: B036 - the candidate may raise anything, even SystemExit
-        write_frame(log_fd, {"load_error": _describe(exc)})
-        write_frame(resp_fd, {"done": 1})
+        write_frame(resp_fd, {"load_error": _describe(exc)})
         return
     names, modules = _program_names(g)
-    write_frame(log_fd, {"loaded": names, "modules": modules})
-    if job is not None:
-        try:
-            candidate_transcript(job, g, names, modules, log_fd)
-        except BaseException:  # noqa: B036
-            pass
     try:
         sys.stdout.flush()
     except BaseException:  # noqa: B036
         pass
-    write_frame(resp_fd, {"done": 1})
-    reader = FrameReader()
+    write_frame(resp_fd, {"loaded": names, "modules": modules})
     while True:
-        data = os.read(req_fd, 1 << 16)
-        if not data:
-            return
-        reader.feed(data)
-        for req in reader.frames():
-            try:
-                fn = g[req["f"]]
-                args = decode_value(req["a"])
-                kwargs = decode_value(req["k"])
-                result = fn(*args, **kwargs)
-                out = {"v": encode_value(result)}
-            except BaseException as exc:  # noqa: B036
-                out = {"x": _describe(exc)}
-            try:
-                sys.stdout.flush()
-                write_frame(resp_fd, out)
-            except (TypeError, ValueError, OSError) as exc:  # e.g. a huge int or a full stdout
-                write_frame(resp_fd, {"x": _describe(exc)})
+        while True:
+            req = reader.next()
+            if req is not None:
+                break
+            data = os.read(req_fd, 1 << 20)
+            if not data:
+                return
+            reader.feed(data)
+        try:
+            fn = g[req["f"]]
+            result = fn(*decode_value(req["a"]), **decode_value(req["k"]))
+            out = {"v": encode_value(result)}
+        except BaseException as exc:  # noqa: B036
+            out = {"x": _describe(exc)}
+        try:
+            sys.stdout.flush()
+            write_frame(resp_fd, out)
+        except (TypeError, ValueError, OSError, RecursionError) as exc:  # a huge int, a full stdout
+            write_frame(resp_fd, {"x": _describe(exc)})
 
 
 def candidate_stdio(code):
@@ -469,6 +437,8 @@ class CandidateGone(Exception):
 
 
 def _status_text(status):
+    if status is None:
+        return {"exit_code": None}
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         try:
@@ -505,230 +475,186 @@ def _kill_all_but_me(isolated, pgid=None):
             pass
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG if not isolated else 0)
+            pid, _ = os.waitpid(-1, 0 if isolated else os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
 
 
-class Harness:
-    """A: runs one job; the only code here that touches candidate processes."""
+class Candidate:
+    """A candidate process C and the harness's ends of its pipes and output files."""
 
-    def __init__(self, job, out_fd, isolated, limits):
-        self.job = job
-        self.out_fd = out_fd
-        self.isolated = isolated
-        self.limits = limits
-        self.deadline = time.monotonic() + float(job["timeout"])
-        self.proc = None  # (pid, pidfd, req_w, resp_r, out_fd, err_fd)
-        self.names = []
-        self.modules = {}
-        self.transcript = None  # the candidate's record of the test run; False once diverged
-        self.tpos = 0
-        self.live_calls = 0  # calls answered by the candidate live, not from its record
-        self.timed_out = False
-        self.code = None
-
-    # -- candidate process management
-    def _spawn(self, mode, stdin_data=None, record=False):
-        out = os.memfd_create("stdout", 0)
-        err = os.memfd_create("stderr", 0)
+    def __init__(self, mode, limits, isolated, code=None, stdin_data=None):
+        self.out = os.memfd_create("stdout", 0)
+        self.err = os.memfd_create("stderr", 0)
+        self.req = self.resp = None
         if mode == "call":
-            req_r, req_w = os.pipe()
-            resp_r, resp_w = os.pipe()
-            log = os.memfd_create("log", 0)
+            req_r, self.req = os.pipe()
+            self.resp, resp_w = os.pipe()
             inp = os.open("/dev/null", os.O_RDONLY)
-            fds = {0: inp, 1: out, 2: err, 3: req_r, 4: resp_w, 5: log}
+            fds = {0: inp, 1: self.out, 2: self.err, 3: req_r, 4: resp_w}
         else:
             inp = os.memfd_create("stdin", 0)
             os.write(inp, stdin_data.encode())
             os.lseek(inp, 0, os.SEEK_SET)
-            fds = {0: inp, 1: out, 2: err}
-        pid = os.fork()
-        if pid == 0:
+            fds = {0: inp, 1: self.out, 2: self.err}
+        self.pid = os.fork()
+        if self.pid == 0:
             try:
-                _enter_candidate(self.limits, fds, self.isolated)
+                _enter_candidate(limits, fds, isolated)
                 if mode == "call":
-                    candidate_serve(self.code, 3, 4, 5, self.job if record else None)
+                    candidate_serve(3, 4)
                 else:
-                    candidate_stdio(self.code)
+                    candidate_stdio(code)
             finally:
                 os._exit(0)
         os.close(inp)
-        pidfd = os.pidfd_open(pid)
         if mode == "call":
             os.close(req_r)
             os.close(resp_w)
-            self.proc = {"pid": pid, "pidfd": pidfd, "req": req_w, "resp": resp_r, "out": out, "err": err,
-                         "log": log, "reader": FrameReader(), "status": None}
-        else:
-            self.proc = {"pid": pid, "pidfd": pidfd, "out": out, "err": err, "status": None}
-        return self.proc
+        self.pidfd = os.pidfd_open(self.pid)
+        self.status = None
+        self.reader = FrameReader()
+        self.poll = None
+        self.isolated = isolated
 
-    def _reap(self, block):
-        proc = self.proc
-        if proc["status"] is None:
+    def reap(self, block):
+        if self.status is None:
             try:
-                pid, status = os.waitpid(proc["pid"], 0 if block else os.WNOHANG)
+                pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
                 if pid:
-                    proc["status"] = status
+                    self.status = status
             except ChildProcessError:
-                proc["status"] = 0
-        return proc["status"]
+                self.status = 0
+        return self.status
 
-    def _finish_proc(self):
-        """Kill the candidate and everything it started; collect its output."""
-        proc = self.proc
-        if proc is None:
-            return {}
-        if proc["status"] is None:
+    def finish(self, output_bytes):
+        """Kill it and everything it started; its output, capped, and how it ended."""
+        if self.status is None:
             try:
-                os.kill(proc["pid"], signal.SIGKILL)
+                os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self._reap(True)
-        _kill_all_but_me(self.isolated, proc["pid"])
-        limit = self.limits["output_bytes"]
-        stdout, out_size = _read_capped(proc["out"], limit)
-        stderr, err_size = _read_capped(proc["err"], limit)
-        for key in ("pidfd", "out", "err", "req", "resp", "log"):
-            if key in proc:
-                os.close(proc[key])
-        info = {"stdout": stdout, "stderr": stderr[-limit:], "stdout_bytes": out_size, **_status_text(proc["status"])}
-        self.proc = None
-        return info
+            self.reap(True)
+        _kill_all_but_me(self.isolated, self.pid)
+        stdout, out_size = _read_capped(self.out, output_bytes)
+        stderr, _ = _read_capped(self.err, output_bytes)
+        for fd in (self.pidfd, self.out, self.err, self.req, self.resp):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        return {"stdout": stdout, "stderr": stderr, "stdout_bytes": out_size, **_status_text(self.status)}
 
-    def _recv(self):
-        """The next frame from the call-mode candidate, waiting at most until the deadline."""
-        proc = self.proc
+    def gone_text(self, during="during a call"):
+        if self.status is None:
+            return "the candidate process stopped answering"
+        info = _status_text(self.status)
+        if "signal" in info:
+            return f"the candidate process was killed by {info['signal']} {during}"
+        return f"the candidate process exited with status {info['exit_code']} {during}"
+
+    def send(self, obj):
+        write_frame(self.req, obj)
+
+    def recv(self, deadline):
+        """The next frame, waiting at most until `deadline` (CandidateTimeout) or the
+        process's end (CandidateGone)."""
         while True:
             try:
-                frame = proc["reader"].next()
+                frame = self.reader.next()
             except ValueError:
                 frame = {"x": {"type": "ProtocolError", "message": "malformed frame from the candidate"}}
             if frame is not None:
                 return frame
-            left = self.deadline - time.monotonic()
+            left = deadline - time.monotonic()
             if left <= 0:
-                self.timed_out = True
                 raise CandidateTimeout()
-            if "poll" not in proc:
-                proc["poll"] = select.poll()
-                proc["poll"].register(proc["resp"], select.POLLIN)
-            ready = proc["poll"].poll(left * 1000)
-            if not ready:
+            if self.poll is None:
+                self.poll = select.poll()
+                self.poll.register(self.resp, select.POLLIN)
+            if not self.poll.poll(left * 1000):
                 continue
             try:
-                data = os.read(proc["resp"], 1 << 20)
+                data = os.read(self.resp, 1 << 20)
             except OSError:
                 data = b""
             if not data:
-                self._reap(True)
-                raise CandidateGone(self._gone_text())
-            proc["reader"].feed(data)
+                self.reap(True)
+                raise CandidateGone()
+            self.reader.feed(data)
 
-    def _gone_text(self):
-        st = self.proc["status"]
-        if st is None:
-            return "the candidate process stopped answering"
-        info = _status_text(st)
-        if "signal" in info:
-            return f"the candidate process was killed by {info['signal']}"
-        return f"the candidate process exited with status {info['exit_code']} during a call"
 
-    def _start_candidate(self, record=False):
-        """Start C; wait (one wake-up) until it has loaded the program and, with `record`,
-        run the tests once on its side. Returns a load error or None."""
-        self._spawn("call", record=record)
-        proc = self.proc
-        gone = None
+def test_namespace(job, names, modules, make_function):
+    """The namespace the tests run in: the program's functions (as proxies), its imported
+    modules, the setup code and the bound names. Returns (namespace, setup error or None)."""
+    ns = {"__name__": "__test__", "__builtins__": builtins}
+    if job.get("proxy_all"):
+        # The tests name the program's functions directly (MBPP); the modules the program
+        # imported are imported here too, fresh.
+        for alias, modname in modules.items():
+            try:
+                __import__(modname)
+                ns[alias] = sys.modules[modname]
+            except BaseException:  # noqa: B036
+                pass
+        for name in names:
+            ns[name] = make_function(name)
+    for i, code in enumerate(job["_setup_code"]):
         try:
-            self._recv()  # {"done": 1}, written once the log below is complete
-        except CandidateTimeout:
-            pass
-        except CandidateGone as exc:
-            gone = str(exc)
-        os.lseek(proc["log"], 0, os.SEEK_SET)
-        reader = FrameReader()
-        while True:
-            chunk = os.read(proc["log"], 1 << 20)
-            if not chunk:
-                break
-            reader.feed(chunk)
-        frames = []
-        try:
-            while True:
-                frame = reader.next()
-                if frame is None:
-                    break
-                frames.append(frame)
-        except ValueError:
-            pass
-        first = frames[0] if frames and isinstance(frames[0], dict) else {}
-        if "load_error" in first:
-            return first["load_error"] if isinstance(first["load_error"], dict) else {"type": "Error"}
-        if "loaded" not in first:
-            if self.timed_out:
-                return {"type": "Timeout", "message": f"timeout after {self.job['timeout']}s while loading the program"}
-            return {"type": "Exited", "message": (gone or "the program died").replace("during a call", "while loading")}
-        self.names = [n for n in first.get("loaded") or [] if isinstance(n, str)]
-        self.modules = {k: v for k, v in (first.get("modules") or {}).items() if isinstance(k, str) and isinstance(v, str)}
-        if record:
-            self.transcript = [e for f in frames[1:] if isinstance(f, dict) and isinstance(f.get("t"), list) for e in f["t"]]
-            self.tpos = 0
-        if gone is not None:
-            self._finish_proc()  # died during the recorded tests: later calls restart it, live
-        return None
+            exec(code, ns)
+        except BaseException as exc:  # noqa: B036
+            if job["setup"][i].get("required", True):
+                return ns, _describe(exc, f"<setup {i}>")
+    for alias, name in job.get("bind", {}).items():
+        ns[alias] = make_function(name)
+    return ns, None
+
+
+class Harness:
+    """A's side of one job: the only code that touches candidate processes and the only
+    place tests run."""
+
+    def __init__(self, job, isolated, limits, spare=None):
+        self.job = job
+        self.isolated = isolated
+        self.limits = limits
+        self.deadline = time.monotonic() + float(job["timeout"])
+        self.spare = spare
+        self.cand = None
+        self.timed_out = False
+        self.calls = 0
 
     def call(self, name, args, kwargs):
         if self.timed_out:
             raise CandidateTimeout()
-        if self.proc is None:
-            self.transcript = False
-            err = self._start_candidate()  # the previous one died: a fresh one for the next test
-            if err is not None:
-                raise CandidateGone(f"the program failed to load again: {err['type']}")
+        cand = self.cand
+        if cand is None or cand.status is not None:
+            raise CandidateGone(self.gone)
         try:
-            enc_args, enc_kwargs = _encode_call(args, kwargs)
+            payload = {"f": name, "a": encode_value(list(args)),
+                       "k": {"d": [[k, encode_value(v)] for k, v in kwargs.items()]}}
         except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(str(exc)) from None
-        if self.transcript:
-            entry = self.transcript[self.tpos] if self.tpos < len(self.transcript) else None
-            if (isinstance(entry, list) and len(entry) == 4 and entry[0] == name and entry[1] == enc_args
-                    and entry[2] == enc_kwargs and isinstance(entry[3], dict)):
-                self.tpos += 1
-                if "v" in entry[3]:
-                    return decode_value(entry[3]["v"])
-                raise _rebuild_exception(entry[3].get("x") or {})
-            self.transcript = False  # diverged (e.g. unseeded random inputs): call live from here on
-        payload = {"f": name, "a": enc_args, "k": enc_kwargs}
-        self.live_calls += 1
+        self.calls += 1
         try:
-            write_frame(self.proc["req"], payload)
-        except OSError:
-            self._reap(True)
-            gone = self._gone_text()
-            self._finish_proc()
-            raise CandidateGone(gone) from None
-        try:
-            msg = self._recv()
-        except CandidateGone:
-            self._finish_proc()
+            cand.send(payload)
+            msg = cand.recv(self.deadline)
+        except CandidateTimeout:
+            self.timed_out = True
             raise
+        except (CandidateGone, OSError):
+            cand.reap(True)
+            self.gone = cand.gone_text()
+            raise CandidateGone(self.gone) from None
         if "v" in msg:
             return decode_value(msg["v"])
-        exc = msg.get("x") or {}
-        raise _rebuild_exception(exc)
+        raise _rebuild_exception(msg.get("x") or {})
 
-    # -- jobs
     def run_call(self):
         job = self.job
-        try:
-            self.code = compile(job["program"], "<candidate>", "exec")
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-            return {"load_error": _describe(exc)}
-        # The test code is compiled once, here, before C is forked: C inherits the code objects.
         for key, items, name in (("_setup_code", job.get("setup", []), "setup"), ("_step_code", job["steps"], "test")):
             codes = []
             for i, item in enumerate(items):
@@ -740,9 +666,24 @@ class Harness:
                         continue
                     return {"setup_error": _describe(exc, f"<{name} {i}>")}
             job[key] = codes
-        load_error = self._start_candidate(record=True)
-        if load_error is not None:
-            return {"load_error": load_error, **self._finish_proc()}
+        cand = self.spare or Candidate("call", self.limits, self.isolated)
+        self.spare = None
+        self.cand = cand
+        self.gone = "the candidate process is gone"
+        try:
+            cand.send({"program": job["program"], "limits": job.get("limits") or {}})
+            msg = cand.recv(self.deadline)
+        except CandidateTimeout:
+            self.timed_out = True
+            msg = {"load_error": {"type": "Timeout", "message": f"timeout after {job['timeout']}s while loading the program"}}
+        except (CandidateGone, OSError):
+            cand.reap(True)
+            msg = {"load_error": {"type": "Exited", "message": cand.gone_text("while loading")}}
+        if "loaded" not in msg:
+            err = msg.get("load_error") if isinstance(msg.get("load_error"), dict) else {"type": "ProtocolError"}
+            return {"load_error": err, "timed_out": self.timed_out}
+        names = [n for n in msg.get("loaded") or [] if isinstance(n, str)]
+        modules = {k: v for k, v in (msg.get("modules") or {}).items() if isinstance(k, str) and isinstance(v, str)}
         harness = self
 
         def proxy(name):
@@ -752,45 +693,62 @@ class Harness:
             candidate_function.__name__ = name
             return candidate_function
 
-        ns, setup_error = test_namespace(job, self.names, self.modules, proxy)
+        ns, setup_error = test_namespace(job, names, modules, proxy)
         if setup_error is not None:
-            return {"setup_error": setup_error, **self._finish_proc()}
+            return {"setup_error": setup_error}
         results = []
-        for i, step in enumerate(job["steps"]):
+        for i, code in enumerate(job["_step_code"]):
             if self.timed_out:
                 results.append({"ok": False, "error": {"type": "Timeout", "message": "not run: out of time"}, "run": False})
                 continue
-            fname = f"<test {i}>"
             try:
-                exec(job["_step_code"][i], ns)
+                exec(code, ns)
                 results.append({"ok": True})
             except CandidateTimeout:
                 results.append({"ok": False, "error": {"type": "Timeout", "message": f"timeout after {job['timeout']}s"}})
+            except CandidateGone as exc:
+                results.append({"ok": False, "error": {"type": "CandidateDied", "message": str(exc)}})
             except BaseException as exc:  # noqa: B036 - every failure is a failed test
-                results.append({"ok": False, "error": _describe(exc, fname)})
-        return {"steps": results, "timed_out": self.timed_out, "names": self.names, **self._finish_proc(),
-                "recorded_calls": self.tpos, "live_calls": self.live_calls}
+                results.append({"ok": False, "error": _describe(exc, f"<test {i}>")})
+        return {"steps": results, "timed_out": self.timed_out, "names": names, "calls": self.calls}
 
     def run_stdio(self):
         job = self.job
         try:
-            self.code = compile(job["program"], "<candidate>", "exec")
+            code = compile(job["program"], "<candidate>", "exec")
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             return {"load_error": _describe(exc)}
         runs = []
         per_run = float(job["timeout"])
+        limits = dict(self.limits)
+        for key, value in (job.get("limits") or {}).items():
+            if key in ("memory_mb", "cpu_seconds", "file_mb") and value:
+                limits[key] = min(int(value), int(limits[key]))
         for data in job["inputs"]:
             start = time.monotonic()
-            proc = self._spawn("stdio", data)
+            cand = Candidate("stdio", limits, self.isolated, code=code, stdin_data=data)
             poller = select.poll()
-            poller.register(proc["pidfd"], select.POLLIN)
-            ready = poller.poll(per_run * 1000)
-            timed_out = not ready
-            info = self._finish_proc()
+            poller.register(cand.pidfd, select.POLLIN)
+            timed_out = not poller.poll(per_run * 1000)
+            if not timed_out:
+                cand.reap(True)
+            info = cand.finish(self.limits["output_bytes"])
             info["timed_out"] = timed_out
             info["seconds"] = round(time.monotonic() - start, 4)
             runs.append(info)
         return {"runs": runs}
+
+    def finish(self):
+        """Everything the job started is dead before its verdict leaves."""
+        out = {}
+        for cand in (self.cand, self.spare):
+            if cand is not None:
+                info = cand.finish(self.limits["output_bytes"])
+                if cand is self.cand:
+                    out = info
+        self.cand = self.spare = None
+        _kill_all_but_me(self.isolated)
+        return out
 
 
 _EXC_OK = {n for n in dir(builtins) if isinstance(getattr(builtins, n), type) and issubclass(getattr(builtins, n), Exception)}
@@ -812,7 +770,6 @@ def _rebuild_exception(info):
         exc = RuntimeError(f"the candidate called exit({msg})")
     else:
         exc = RuntimeError(f"{name}: {msg}")
-    exc.candidate_error = info
     return exc
 
 
@@ -838,6 +795,9 @@ def slot_main(job_fd, out_fd, isolated, base_limits):
     Namespaces are set up once per slot (creating and tearing them down costs ~10 ms here,
     more than a whole HumanEval program); between jobs every other process in the
     namespace is killed and the private /tmp is emptied, so nothing of a job survives it.
+    The next call job's candidate is forked while the slot is idle, before that job's
+    tests exist in this process: a candidate can never find test code or expected values
+    in the memory it inherited.
     """
     if isolated:
         try:
@@ -855,31 +815,29 @@ def slot_main(job_fd, out_fd, isolated, base_limits):
         import tempfile
 
         workdir = tempfile.mkdtemp(prefix="assay-slot-")
-    reader = FrameReader()
+    base_limits["workdir"] = workdir
+    spare = Candidate("call", base_limits, isolated)
     while True:
-        try:
-            data = os.read(job_fd, 1 << 20)
-        except InterruptedError:
-            continue
-        if not data:
+        # Exactly one frame: the next job stays in the pipe, not in memory the next spare
+        # candidate would inherit.
+        job = read_frame_exact(job_fd)
+        if job is None:
             break
-        reader.feed(data)
-        for job in reader.frames():
-            limits = dict(base_limits)
-            limits.update(job.get("limits") or {})
-            limits["workdir"] = workdir
-            h = Harness(job, out_fd, isolated, limits)
-            try:
-                result = h.run_call() if job["kind"] == "call" else h.run_stdio()
-            except BaseException as exc:  # noqa: B036 - a harness bug must still produce a verdict
-                import traceback
+        if job["kind"] != "call":
+            spare.finish(base_limits["output_bytes"])
+            spare = None
+        h = Harness(job, isolated, base_limits, spare)
+        try:
+            result = h.run_call() if job["kind"] == "call" else h.run_stdio()
+        except BaseException as exc:  # noqa: B036 - a harness bug must still produce a verdict
+            import traceback
 
-                result = {"harness_error": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-2000:]}
-            if h.proc is not None:
-                h._finish_proc()
-            _kill_all_but_me(isolated)
-            _wipe(workdir)
-            write_frame(out_fd, {"id": job["id"], "result": result})
+            result = {"harness_error": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-2000:]}
+        result.update(h.finish())
+        write_frame(out_fd, {"id": job["id"], "result": result})
+        del h, job, result
+        _wipe(workdir)
+        spare = Candidate("call", base_limits, isolated)
     if not isolated:
         import shutil
 
@@ -907,7 +865,7 @@ def enter_namespaces(net):
         f.write(f"{INNER_UID} {gid} 1")
 
 
-def start_slot(config):
+def start_slot(config, keep=()):
     """Fork H, which enters new namespaces and forks A (PID 1 there).
     Returns (pid of H, write end of A's job pipe, read end of A's frame pipe)."""
     job_r, job_w = os.pipe()
@@ -918,6 +876,8 @@ def start_slot(config):
         os.close(out_w)
         return pid, job_w, out_r
     try:  # H
+        for fd in keep:
+            os.close(fd)
         nul = os.open("/dev/null", os.O_RDWR)
         os.dup2(nul, 0)
         os.dup2(nul, 1)
@@ -952,6 +912,45 @@ def start_slot(config):
         except OSError:
             pass
     os._exit(0)
+
+
+def start_zygote(config):
+    """Z: forked before S has read any job, it forks every slot, so no slot (and no
+    candidate) ever inherits memory that held another job's tests. S asks over a
+    SEQPACKET socket; Z answers with H's pid and S's two pipe ends (SCM_RIGHTS)."""
+    import socket
+
+    s_sock, z_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid:
+        z_sock.close()
+        return s_sock, pid
+    s_sock.close()
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    nul = os.open("/dev/null", os.O_RDWR)
+    os.dup2(nul, 0)
+    os.dup2(nul, 1)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # slots' H processes are reaped by the kernel
+    while True:
+        try:
+            msg = z_sock.recv(16)
+        except InterruptedError:
+            continue
+        if not msg:
+            os._exit(0)
+        hpid, job_w, out_r = start_slot(config, keep=(z_sock.fileno(),))
+        socket.send_fds(z_sock, [json.dumps(hpid).encode()], [job_w, out_r])
+        os.close(job_w)
+        os.close(out_r)
+
+
+def zygote_slot(sock):
+    import socket
+
+    msg, fds, _, _ = socket.recv_fds(sock, 64, 2)
+    if len(fds) != 2:
+        raise OSError("the slot factory did not answer")
+    return json.loads(msg), fds[0], fds[1]
 
 
 # ---------------------------------------------------------------- S: probe and serve
@@ -1026,6 +1025,7 @@ def serve(config):
     write_frame(1, {"hello": caps})
     gc.collect()
     gc.freeze()  # forked children do not copy the preloaded heap by touching it
+    zygote, zygote_pid = start_zygote(config)
     max_slots = max(1, int(config.get("slots", 2)))
     recycle = int(config.get("recycle", 500))
     grace = float(config.get("grace", 2.0))
@@ -1064,7 +1064,7 @@ def serve(config):
             if idle is None:
                 if len(slots) >= max_slots:
                     break
-                pid, job_w, out_r = start_slot(config)
+                pid, job_w, out_r = zygote_slot(zygote)
                 idle = {"pid": pid, "apid": None, "jobs": job_w, "out": out_r, "reader": FrameReader(),
                         "job": None, "deadline": None, "steps": [], "done": 0, "retire": False}
                 slots[out_r] = idle

@@ -1,0 +1,155 @@
+"""The math reward: extraction, normalization, the labeled equivalence set, hacking guards,
+caller-enforced timeouts, threads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rewards.math import exact_number, extract_answer, fast_compare, normalize, score_math
+from rewards.workers import WorkerPool
+
+
+def _score(completion, gold, **kw):
+    return score_math([completion], [{"answer": gold}], **kw)[0]
+
+
+@pytest.mark.parametrize(
+    "text,answer,method",
+    [
+        ("so \\boxed{\\frac{1}{\\sqrt{2}}} done", "\\frac{1}{\\sqrt{2}}", "boxed"),
+        ("first \\boxed{3} then \\boxed{{4}}", "{4}", "boxed"),
+        ("9 * 2 = 18\n#### 18", "18", "####"),
+        ("Thus the final answer is $\\frac{9}{4}$.", "\\frac{9}{4}", "answer is"),
+        ("<think>hmm</think><answer> 42 </answer>", "42", "<answer>"),
+        ("<think>\\boxed{1}</think><answer>\\boxed{2}</answer>", "2", "boxed"),
+        ("\\boxed{}", "", "boxed"),
+        ("no marked answer, maybe 7", None, "none"),
+        ("truncated \\boxed{12", None, "none"),
+    ],
+)
+def test_extraction(text, answer, method):
+    ex = extract_answer(text)
+    assert (ex.answer, ex.method) == (answer, method)
+
+
+def test_lenient_mode_takes_the_last_number():
+    assert extract_answer("maybe 7, no: 1,250", lenient=True).answer == "1,250"
+    assert _score("it is 1,250", "1250", lenient=True).score == 1.0
+    assert _score("it is 1,250", "1250").score == 0.0
+
+
+@pytest.mark.parametrize(
+    "raw,norm",
+    [
+        ("$1,234$", "1234"), ("\\$20.00", "20"), ("12\\text{ cm}", "12"), ("90^\\circ", "90"), ("25\\%", "25"),
+        ("x = \\dfrac{1}{2}", "\\frac{1}{2}"), ("\\tfrac12", "\\frac{1}{2}"), ("4.", "4"), ("1{,}000", "1000"),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})"), ("4 4", "4~4"),
+    ],
+)
+def test_normalization(raw, norm):
+    assert normalize(raw) == norm
+
+
+def test_labeled_equivalence_set(repo_root):
+    rows = [json.loads(line) for line in open(repo_root / "data/fixtures/math_equivalence.jsonl")]
+    assert len(rows) >= 200
+    assert sum(r["equivalent"] for r in rows) >= 80 and sum(not r["equivalent"] for r in rows) >= 80
+    res = score_math([r["completion"] for r in rows], [{"answer": r["gold"]} for r in rows])
+    wrong = [(r["id"], r["gold"], r["completion"], x.reason) for r, x in zip(rows, res) if (x.score == 1.0) != r["equivalent"]]
+    accuracy = 1 - len(wrong) / len(rows)
+    # Math-Verify scores 0.950 on this set (bench/rewards_math.py); the known misses are
+    # `\ln 2` vs `\log 2` and `\sin 30^\circ`.
+    assert accuracy >= 0.985, wrong
+    # Every known Math-Verify false positive in the set is beaten.
+    fps = [r for r in rows if "math-verify FP" in r["category"]]
+    assert len(fps) >= 8
+    assert all(x.score == 0.0 for r, x in zip(rows, res) if "math-verify FP" in r["category"])
+
+
+@pytest.mark.parametrize(
+    "completion,gold",
+    [("\\boxed{\\frac{1}{2^{98}}}", "\\frac{1}{2^{99}}"), ("\\boxed{1+\\frac{1}{e}}", "1-\\frac{1}{e}"),
+     ("The answer is 1+1/e", "1-1/e"), ("\\boxed{2}", "\\pm 2"), ("The answer is 2.", "\\pm 2")],
+)
+def test_known_math_verify_false_positives_score_zero(completion, gold):
+    assert _score(completion, gold).score == 0.0
+
+
+def test_hacking_guards():
+    assert _score("\\boxed{3} or \\boxed{4}", "3").reason.startswith("hedging")
+    assert _score("\\boxed{3 \\text{ or } 4}", "3").score == 0.0
+    assert _score("\\boxed{}", "3").reason.startswith("empty answer")
+    assert _score("\\boxed{3}. Check: \\boxed{3}", "3").score == 1.0  # repeating one answer is fine
+    assert _score("\\boxed{1, 2, 3, 4}", "3").score == 0.0  # listing candidates
+    assert _score("\\boxed{3}", "").score is None  # no gold: reward does not apply
+
+
+def test_symbolic_path_order_matters_and_reasons():
+    res = score_math(
+        ["\\boxed{(2,1)}", "\\boxed{\\sqrt{8}}", "\\boxed{[1,2]}", "\\boxed{y=3+2x}"],
+        [{"answer": "(1,2)"}, {"answer": "2\\sqrt{2}"}, {"answer": "[1,2)"}, {"answer": "y=2x+3"}],
+    )
+    assert [r.score for r in res] == [0.0, 1.0, 0.0, 1.0]
+    assert "symbolic" in res[1].reason and res[1].details["extracted"] == "\\sqrt{8}"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(-10**6, 10**6), st.integers(1, 10**4), st.integers(1, 50))
+def test_fast_path_fractions_are_exact(p, q, k):
+    frac = Fraction(p, q)
+    assert exact_number(normalize(f"\\frac{{{p}}}{{{q}}}")) == frac
+    assert fast_compare(f"\\frac{{{p}}}{{{q}}}", f"{p * k}/{q * k}") == (True, "equal numbers")
+    assert fast_compare(f"\\frac{{{p}}}{{{q}}}", f"\\frac{{{p + 1}}}{{{q}}}")[0] is False
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(-10**9, 10**9), st.integers(-10**9, 10**9))
+def test_fast_path_integers(a, b):
+    assert fast_compare(str(a), f"{a:,}")[0] is True
+    assert fast_compare(str(a), str(b))[0] is (a == b)
+
+
+def test_works_from_a_thread_without_signals():
+    out = {}
+
+    def work():
+        out["res"] = score_math(["\\boxed{\\frac{\\sqrt{3}}{3}}", "\\boxed{2}"], [{"answer": "\\frac{1}{\\sqrt{3}}"}, {"answer": "3"}])
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(120)
+    assert [r.score for r in out["res"]] == [1.0, 0.0]
+
+
+def test_caller_enforced_timeout_kills_and_recovers():
+    pool = WorkerPool(1)
+    try:
+        assert pool.run("builtins:str", [None])[0].value == "None"  # warm: no start-up grace left
+        t = time.monotonic()
+        out = pool.run("time:sleep", [30, 0.01, 0.01], timeout=0.5)
+        assert time.monotonic() - t < 10
+        assert not out[0].ok and out[0].error.startswith("timeout")
+        assert out[1].ok and out[2].ok  # requeued on a fresh worker
+        died = pool.run("os:_exit", [3])[0]
+        assert not died.ok and "worker died" in died.error
+        assert pool.run("builtins:len", [[1, 2]])[0].value == 2
+        assert pool.restarts == 2
+    finally:
+        pool.close()
+
+
+def test_import_is_light():
+    code = ("import sys, rewards; from rewards.math import score_math;"
+            "r = score_math(['\\\\boxed{4}'], [{'answer': '4'}]);"
+            "print(r[0].score, [m for m in ('torch', 'sympy', 'math_verify', 'transformers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[0] == "1.0" and out[1].strip() == "[]"
