@@ -947,6 +947,7 @@ def start_zygote(config):
 def zygote_slot(sock):
     import socket
 
+    sock.send(b"slot")
     msg, fds, _, _ = socket.recv_fds(sock, 64, 2)
     if len(fds) != 2:
         raise OSError("the slot factory did not answer")
