@@ -80,15 +80,22 @@ class Chunker:
                     raise AssertionError("text splitter returned text not in the document")
                 spans.append((found, found + len(piece)))
                 pos = found + len(piece)
-        # a tile of only whitespace carries nothing retrievable: fold it into its neighbour
+        # A tile of only whitespace carries nothing retrievable: it joins a neighbour when
+        # the result still fits, else it is dropped (the gap between chunks is then blank).
+        limit = self.config.chunk_size - self.config.chunk_overlap
         merged: list[tuple[int, int]] = []
+        pending: int | None = None  # start of a dropped whitespace run before the next tile
         for start, end in spans:
-            if merged and not text[start:end].strip():
-                merged[-1] = (merged[-1][0], end)
-            elif merged and not text[merged[-1][0]:merged[-1][1]].strip():
-                merged[-1] = (merged[-1][0], end)
-            else:
-                merged.append((start, end))
+            if not text[start:end].strip():
+                if merged and merged[-1][1] == start and self.length(text[merged[-1][0]:end]) <= limit:
+                    merged[-1] = (merged[-1][0], end)
+                elif pending is None:
+                    pending = start
+                continue
+            if pending is not None and self.length(text[pending:end]) <= limit:
+                start = pending
+            pending = None
+            merged.append((start, end))
         return merged
 
     def _overlap_start(self, text: str, lo: int, tile_start: int, tile_end: int) -> int:
@@ -107,11 +114,10 @@ class Chunker:
                 return tile_start
             start = window_lo + offsets[max(0, len(offsets) - overlap)][0]
         # begin at a word start when the overlap window has one
-        if start > 0 and not text[start - 1].isspace():
-            for i in range(start, tile_start):
-                if text[i].isspace():
-                    if i + 1 < tile_start:
-                        start = i + 1
+        if start > 0 and not (text[start - 1].isspace() and not text[start].isspace()):
+            for i in range(start + 1, tile_start):
+                if text[i - 1].isspace() and not text[i].isspace():
+                    start = i
                     break
         if self.tokenizer is not None:
             # tokenizing across the seam can add a token: keep the chunk within chunk_size

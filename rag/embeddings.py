@@ -111,7 +111,8 @@ class Embedder:
     @property
     def dim(self) -> int:
         if self._dim is None:
-            get = getattr(self.model, "get_sentence_embedding_dimension", None)
+            get = getattr(self.model, "get_embedding_dimension", None) or \
+                getattr(self.model, "get_sentence_embedding_dimension", None)
             self._dim = int(get()) if get else int(self._encode_model(["x"], False).shape[1])
         return self._dim
 

@@ -137,12 +137,16 @@ class Index:
     # ---- front door -----------------------------------------------------------------
     @classmethod
     def build(cls, sources: Iterable[str | os.PathLike | Document], directory: str | os.PathLike,
-              config: IndexConfig | None = None, *, progress: bool = True, rebuild: bool = False) -> "Index":
+              config: IndexConfig | None = None, *, progress: bool = True, rebuild: bool = False,
+              embedder: Embedder | None = None) -> "Index":
         """Index `sources` into `directory`. An existing index there is updated
-        incrementally (same embedder and chunking required unless `rebuild`)."""
+        incrementally (same embedder and chunking required unless `rebuild`).
+        `embedder`: an already loaded Embedder to use (its model must match the config)."""
         directory = Path(directory)
         if (directory / "manifest.json").exists() and not rebuild:
             index = cls.open(directory)
+            if embedder is not None:
+                index.embedder = embedder
             if config is not None:
                 index._check_compatible(config)
                 index.config = dataclasses.replace(
@@ -154,14 +158,17 @@ class Index:
         if directory.exists() and any(directory.iterdir()) and not (directory / "manifest.json").exists():
             raise IndexDirectoryError(f"{directory}: exists and is not an assay index; choose an empty or new directory")
         config = config or IndexConfig()
+        if embedder is not None and not _same_model(embedder.model_id, config.embedder):
+            raise IndexDirectoryError(f"embedder {embedder.model_id!r} does not match config.embedder {config.embedder!r}")
         empty = cls(directory, config, {}, [], [], np.zeros((0, 0), np.float32),
-                    DenseIndex(config.dense), BM25Index(config.bm25))
+                    DenseIndex(config.dense), BM25Index(config.bm25), embedder)
         empty.update(sources, progress=progress, _fresh=True)
         return empty
 
     @classmethod
-    def open(cls, directory: str | os.PathLike, *, embedder: str | None = None) -> "Index":
-        """Open an index; `embedder`, when given, must be the one it was built with."""
+    def open(cls, directory: str | os.PathLike, *, embedder: "str | Embedder | None" = None) -> "Index":
+        """Open an index; `embedder` (a model name, or a loaded Embedder to reuse), when
+        given, must be the model the index was built with."""
         directory = Path(directory)
         path = directory / "manifest.json"
         if not path.exists():
@@ -177,8 +184,9 @@ class Index:
                               f"supported by this assay (which reads version {FORMAT_VERSION}); rebuild it "
                               "with `assay index --rebuild`")
         built_with = manifest["embedder"]["id"]
-        if embedder is not None and not _same_model(embedder, built_with):
-            raise IndexDirectoryError(f"{directory}: index was built with embedder {built_with!r}, not {embedder!r}; "
+        wanted = embedder.model_id if isinstance(embedder, Embedder) else embedder
+        if wanted is not None and not _same_model(wanted, built_with):
+            raise IndexDirectoryError(f"{directory}: index was built with embedder {built_with!r}, not {wanted!r}; "
                               "its vectors are not comparable — use that embedder or rebuild the index")
         config = IndexConfig.from_dict(manifest["config"])
         vdir = directory / manifest["version"]
@@ -190,7 +198,8 @@ class Index:
         if not (len(chunks) == len(vectors) == len(dense) == bm25.n_docs):
             raise IndexDirectoryError(f"{vdir}: inconsistent index version (chunks {len(chunks)}, vectors "
                               f"{len(vectors)}, faiss {len(dense)}, bm25 {bm25.n_docs}); rebuild it")
-        return cls(directory, config, manifest, chunks, docs, vectors, dense, bm25)
+        return cls(directory, config, manifest, chunks, docs, vectors, dense, bm25,
+                   embedder if isinstance(embedder, Embedder) else None)
 
     def _check_compatible(self, config: IndexConfig) -> None:
         if not _same_model(config.embedder, self.config.embedder):
@@ -285,7 +294,8 @@ class Index:
             new_chunks.extend(cs)
         embedder = self.embedder
         calls_before = embedder.model_calls
-        new_vecs = embedder.encode([c.text for c in new_chunks], progress=progress and len(new_chunks) > 64)
+        new_vecs = (embedder.encode([c.text for c in new_chunks], progress=progress and len(new_chunks) > 64)
+                    if new_chunks else np.zeros((0, 0), np.float32))
         stats["chunks_embedded"] = len(new_chunks)
         stats["model_calls"] = embedder.model_calls - calls_before
         chunks.extend(new_chunks)

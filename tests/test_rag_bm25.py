@@ -1,0 +1,69 @@
+"""BM25 scores equal rank-bm25's BM25Okapi on the same tokens; batch == single; files load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.bm25 import BM25Config, BM25Index, Tokenizer
+
+
+@pytest.fixture(scope="module")
+def cranfield(shared_data):
+    docs = [json.loads(line)["text"] for line in open(shared_data / "cranfield" / "corpus.jsonl")][:400]
+    queries = [json.loads(line)["text"] for line in open(shared_data / "cranfield" / "queries.jsonl")][:60]
+    return docs, queries
+
+
+def test_scores_and_ranking_match_rank_bm25_on_cranfield(cranfield):
+    from rank_bm25 import BM25Okapi
+
+    docs, queries = cranfield
+    tok = Tokenizer()
+    corpus = [tok(d) for d in docs]
+    ours, ref = BM25Index().fit_tokens(corpus), BM25Okapi(corpus)
+    results = ours.search_many(queries, k=10)
+    for q, hits in zip(queries, results):
+        expected = ref.get_scores(tok(q))
+        np.testing.assert_allclose(ours.scores(q), expected, rtol=1e-9, atol=1e-9)
+        top = np.argsort(-expected, kind="stable")[:10]
+        assert [p for p, _ in hits] == [int(i) for i in top if expected[i] != 0][: len(hits)]
+        assert hits == ours.search(q, k=10)
+
+
+words = st.sampled_from(["wing", "wings", "lift", "drag", "flow", "the", "shock", "heat", "slab", "mach"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(corpus=st.lists(st.lists(words, max_size=12).map(" ".join), min_size=1, max_size=12),
+       query=st.lists(words, min_size=1, max_size=5).map(" ".join))
+def test_matches_rank_bm25_including_negative_idf_floor(corpus, query):
+    """Tiny corpora exercise rank-bm25's epsilon floor for terms in most documents."""
+    from rank_bm25 import BM25Okapi
+
+    tok = Tokenizer()
+    toks = [tok(d) for d in corpus]
+    if sum(map(len, toks)) == 0:
+        return  # rank-bm25 divides by zero on an all-empty corpus
+    ours = BM25Index().fit_tokens(toks)
+    np.testing.assert_allclose(ours.scores(query), BM25Okapi(toks).get_scores(tok(query)), rtol=1e-9, atol=1e-9)
+
+
+def test_tokenizer_stems_and_drops_stopwords_without_downloads():
+    tok = Tokenizer()
+    assert tok("The wings were stalling at the highest angles") == ["wing", "stall", "highest", "angl"]
+    assert Tokenizer(stem=False, stopwords=False)("The Wings") == ["the", "wings"]
+
+
+def test_only_matching_documents_are_returned_and_save_load_roundtrip(tmp_path):
+    bm = BM25Index(BM25Config(k1=1.2, b=0.5)).fit(["wing lift", "heat slab", "wing drag wing", "", "mach shock"])
+    assert [p for p, _ in bm.search("wing", 10)] == [2, 0]
+    assert bm.search("nothing matches", 10) == []
+    bm.save(tmp_path / "bm25")
+    back = BM25Index.load(tmp_path / "bm25")
+    assert back.config.k1 == 1.2 and back.search("wing drag", 3) == bm.search("wing drag", 3)
+    assert not list((tmp_path / "bm25").glob("*.pkl"))
