@@ -119,8 +119,10 @@ def _bwrap_argv() -> list[str]:
             argv += ["--ro-bind", str(p), f"/{name}"]
     for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
         argv += ["--ro-bind-try", etc, etc]
+    # The sandbox's own root and /dev are tmpfs that every slot shares: read-only, or
+    # one job could leave files for the next. Each slot mounts its own /tmp and /dev/shm.
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp",
-             "--hostname", "sandbox", "--"]
+             "--remount-ro", "/dev", "--remount-ro", "/", "--hostname", "sandbox", "--"]
     return argv
 
 

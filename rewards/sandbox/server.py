@@ -810,11 +810,19 @@ def slot_main(job_fd, out_fd, isolated, base_limits):
             mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         except OSError:
             pass
+        scratch = ["/tmp"]
+        if os.path.isdir("/dev/shm"):
+            try:
+                mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16m,nr_inodes=256,mode=0700")
+                scratch.append("/dev/shm")
+            except OSError:
+                pass
         workdir = "/tmp"
     else:
         import tempfile
 
         workdir = tempfile.mkdtemp(prefix="assay-slot-")
+        scratch = [workdir]
     base_limits["workdir"] = workdir
     spare = Candidate("call", base_limits, isolated)
     while True:
@@ -836,7 +844,8 @@ def slot_main(job_fd, out_fd, isolated, base_limits):
         result.update(h.finish())
         write_frame(out_fd, {"id": job["id"], "result": result})
         del h, job, result
-        _wipe(workdir)
+        for path in scratch:
+            _wipe(path)
         spare = Candidate("call", base_limits, isolated)
     if not isolated:
         import shutil
