@@ -263,7 +263,7 @@ def interpret(job: dict, out: dict, row: dict, style: str, binary: bool, timeout
     return RewardResult(_score(passed, total, binary), reason, {**base, "passed": passed, "total": total})
 
 
-@register("code", fields=(), heavy=True)
+@register("code", fields=(), heavy=True, self_managed=True)
 def code(
     completions: Sequence[str],
     rows: Sequence[dict],
@@ -274,12 +274,23 @@ def code(
     sandbox: Any = None,
     **_: Any,
 ) -> list[RewardResult]:
-    """Fraction of the row's tests the completion's program passes, run in the sandbox."""
+    """Fraction of the row's tests the completion's program passes, run in the sandbox.
+
+    Options: ``binary`` (1.0 only when every test passes), ``timeout`` (seconds per
+    program; per input for stdin/stdout), ``workers`` (programs run at once), ``sandbox``
+    (a full `rewards.sandbox.SandboxConfig`, overriding the two before)."""
     from rewards import sandbox as sandbox_mod
 
     if len(completions) != len(rows):
         raise RewardError(f"code: {len(completions)} completions but {len(rows)} rows")
-    config = sandbox or sandbox_mod.SandboxConfig(**({"timeout": float(timeout)} if timeout else {}))
+    if sandbox is None:
+        opts: dict[str, Any] = {}
+        if timeout:
+            opts["timeout"] = float(timeout)
+        if workers:
+            opts["workers"] = int(workers)
+        sandbox = sandbox_mod.SandboxConfig(**opts)
+    config = sandbox
     limit = float(config.timeout)
     results: list[RewardResult | None] = [None] * len(rows)
     jobs, where = [], []
@@ -298,7 +309,7 @@ def code(
         jobs.append(job)
         where.append((i, style))
     if jobs:
-        outs = sandbox_mod.get_sandbox(config).run(jobs, workers=workers)
+        outs = sandbox_mod.get_sandbox(config).run(jobs)
         for job, out, (i, style) in zip(jobs, outs, where):
             results[i] = interpret(job, out, rows[i], style, binary, limit)
     return results  # type: ignore[return-value]
