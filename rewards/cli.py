@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="an option for one reward, e.g. overlong.max_len=512, math.lenient=true (repeatable)",
     )
     p.set_defaults(handler=run_score)
+    from rewards.sandbox.cli import register as register_sandbox  # `assay sandbox` (W2)
+
+    register_sandbox(sub)
 
 
 def _parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
