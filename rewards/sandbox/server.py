@@ -650,8 +650,11 @@ class Harness:
             self.gone = cand.gone_text()
             raise CandidateGone(self.gone) from None
         if "v" in msg:
-            return decode_value(msg["v"])
-        raise _rebuild_exception(msg.get("x") or {})
+            try:
+                return decode_value(msg["v"])
+            except (ValueError, TypeError, RecursionError, OverflowError):
+                raise ValueError("malformed value from the candidate") from None
+        raise _rebuild_exception(msg.get("x") if isinstance(msg.get("x"), dict) else {})
 
     def run_call(self):
         job = self.job
