@@ -171,8 +171,8 @@ class HyDE:
             return np.zeros((0, 0), dtype=np.float32)
         passages = self.generate(queries)
         flat = [p if p.strip() else q for q, ps in zip(queries, passages) for p in ps]
-        vecs = np.asarray(embedder.encode(flat), dtype=np.float32)
-        qvecs = np.asarray(embedder.encode(queries), dtype=np.float32) if self.config.include_query else None
+        vecs = _encode(embedder, flat)
+        qvecs = _encode(embedder, queries) if self.config.include_query else None
         n = self.config.num_passages
         return np.stack([self.combine(None if qvecs is None else qvecs[i], vecs[i * n:(i + 1) * n])
                          for i in range(len(queries))])
@@ -180,6 +180,16 @@ class HyDE:
     def query_vector(self, query: str, embedder: Any) -> np.ndarray:
         """The normalized HyDE vector of one query, shape (d,)."""
         return self.query_vectors([query], embedder)[0]
+
+
+def _encode(embedder: Any, texts: list[str]) -> np.ndarray:
+    """Embed without filling an embedding cache with one-off texts, where the embedder
+    has one (rag's Embedder takes cache=False); any `encode(list[str])` works."""
+    try:
+        vecs = embedder.encode(texts, cache=False)
+    except TypeError:
+        vecs = embedder.encode(texts)
+    return np.asarray(vecs, dtype=np.float32)
 
 
 def make_hyde(model: str | None = None, **opts: Any) -> HyDE:
