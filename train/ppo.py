@@ -535,13 +535,19 @@ def train_ppo(model: str, prompts: list[dict], reward_fn: Callable[[list[str], l
             policy.eval()  # no dropout while sampling and scoring: log-probs must match
             with torch.no_grad():
                 if rollout is not None:
+                    from train.rollouts import _prompt_texts
+
+                    texts = _prompt_texts([r["prompt"] for r in rows], tokenizer, search.instructions, {})
                     gen = rollout.generate(policy, tokenizer, texts, max_new_tokens=config.max_new_tokens,
                                            temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
                                            max_prompt_length=config.max_prompt_length)
-                    prompt_ids, prompt_mask = gen.prompt_ids.to(device), gen.prompt_mask.to(device)
-                    completion_ids = gen.completion_ids.to(device)
-                    mask = gen.completion_mask.to(device)  # 1 on every real token (incl. retrieved)
-                    policy_mask = gen.policy_mask.to(device)  # 1 on tokens the policy wrote
+                    padded = {k: v.to(device) for k, v in gen.padded(tokenizer.pad_token_id).items()}
+                    prompt_ids, prompt_mask = padded["prompt_ids"], padded["prompt_mask"]
+                    completion_ids = padded["completion_ids"]
+                    mask = padded["completion_mask"]  # 1 on every real token (incl. retrieved ones)
+                    policy_mask = padded["policy_mask"]  # 1 on tokens the policy wrote
+                    # the retrieved chunks, numbered as the policy saw them, for the grounding reward
+                    rows = [dict(r, contexts=[p.text for p in ps]) for r, ps in zip(rows, gen.passages)]
                 else:
                     enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                                     max_length=config.max_prompt_length, add_special_tokens=False)
@@ -667,7 +673,7 @@ def train_ppo(model: str, prompts: list[dict], reward_fn: Callable[[list[str], l
                             for i in range(min(config.log_completions, len(rows)))],
             }
             if rollout is not None:
-                record["search_calls"] = float(gen.search_calls.float().mean())
+                record["search_calls"] = sum(gen.search_calls_list) / len(rows)
             run.log(record)
             done = step + 1
             if stop["now"] or done == config.steps or (config.save_every and done % config.save_every == 0):
