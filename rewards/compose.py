@@ -11,8 +11,8 @@ with the reason ``"error: ..."`` in the results and in the log. Missing row fiel
 caller's mistake and raise `RewardError` naming the row and field, before anything runs.
 
 Where a reward runs:
-- ``self_managed`` rewards (math, code) get ``workers=`` / ``timeout=`` and run their own
-  killable worker processes;
+- ``self_managed`` rewards (math; also any heavy reward with a ``workers`` parameter, such
+  as code) get ``workers=`` / ``timeout=`` and run their own killable worker processes;
 - other ``heavy`` rewards are shipped item by item to the worker pool (`rewards.workers`),
   where the caller enforces ``timeout`` per item by killing the worker;
 - light rewards (format, language, length) run in-process: microseconds per item.
@@ -196,6 +196,17 @@ def _accepts(fn: Callable, kw: str) -> bool:
     return any(p.kind is p.VAR_KEYWORD or p.name == kw for p in params)
 
 
+def _self_managed(spec) -> bool:
+    # A heavy reward that takes a `workers` parameter by name runs its own workers (the
+    # code sandbox does): shipping it to this pool would nest one pool inside another.
+    if spec.self_managed:
+        return True
+    try:
+        return spec.heavy and "workers" in inspect.signature(spec.fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _error_results(n: int, reason: str, on_error: str) -> list[RewardResult]:
     score = 0.0 if on_error == "zero" else None
     return [RewardResult(score, reason) for _ in range(n)]
@@ -223,7 +234,7 @@ def run_reward(
     spec = get(name)
     opts = dict(options or {})
     try:
-        if spec.self_managed:
+        if _self_managed(spec):
             if workers is not None and _accepts(spec.fn, "workers"):
                 opts.setdefault("workers", workers)
             if timeout is not None and _accepts(spec.fn, "timeout"):
