@@ -1,0 +1,193 @@
+"""`assay demo`: the whole platform end to end, offline, on CPU, on embedded defaults.
+
+Each step is also a command a user can run alone (printed as it starts), writes its results
+under the run directory, and marks itself done in `steps/<name>.json` only when it has
+finished, so an interrupted demo resumes where it stopped (`--fresh` redoes everything).
+
+    1 index      the Python docs that ship with CPython (pydoc_data) + assay's README
+    2 retrieval  BM25, dense, hybrid, reranked and HyDE side by side on graded questions
+    3 rewards    right, wrong, hedged and hacking outputs through the reward harness
+    4 train      GRPO on a verifiable arithmetic task, reward curve plotted
+    5 evaluate   base vs trained model on held-out problems
+    6 report     report.md (+ report.html) with every table and plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rag.files import atomic_write_json, atomic_write_text
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA = REPO_ROOT / "data" / "demo"
+
+
+class DemoError(RuntimeError):
+    user_error = True
+
+
+@dataclass
+class Demo:
+    out: Path
+    quick: bool
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.out / "corpus"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.out / "index"
+
+    def say(self, text: str = "") -> None:
+        print(text, flush=True)
+
+    def command(self, cmd: str) -> None:
+        self.say(f"  $ {cmd}")
+
+
+# ------------------------------------------------------------------ 1. corpus and index
+
+
+def _corpus_documents(quick: bool) -> list[dict[str, str]]:
+    """The pydoc topics (CPython's own reference docs) and assay's README, as BEIR rows."""
+    from pydoc_data.topics import topics
+
+    names = sorted(topics)
+    if quick:  # the judged topics plus a few distractors keep the quick run under two minutes
+        judged = {d.split("/", 1)[1] for q in _questions() for d in q["relevant"]}
+        names = [n for n in names if n in judged or n in {"class", "if", "pass", "return", "while"}]
+    rows = [{"_id": f"pydoc/{n}", "title": n, "text": topics[n].strip()} for n in names]
+    readme = REPO_ROOT / "README.md"
+    if readme.exists():
+        rows.append({"_id": "assay/README.md", "title": "assay README", "text": readme.read_text(encoding="utf-8")})
+    return rows
+
+
+def _questions() -> list[dict[str, Any]]:
+    path = DEMO_DATA / "questions.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _write_beir(demo: Demo) -> None:
+    """corpus.jsonl, queries.jsonl, qrels/test.tsv: the layout `assay eval retrieval` reads."""
+    docs = _corpus_documents(demo.quick)
+    atomic_write_text(demo.corpus_dir / "corpus.jsonl", "".join(json.dumps(d) + "\n" for d in docs))
+    questions = _questions()
+    atomic_write_text(demo.corpus_dir / "queries.jsonl",
+                      "".join(json.dumps({"_id": q["id"], "text": q["question"]}) + "\n" for q in questions))
+    lines = ["query-id\tcorpus-id\tscore"] + [
+        f"{q['id']}\t{doc}\t{grade}" for q in questions for doc, grade in q["relevant"].items()
+    ]
+    atomic_write_text(demo.corpus_dir / "qrels" / "test.tsv", "\n".join(lines) + "\n")
+
+
+def step_index(demo: Demo) -> dict[str, Any]:
+    from rag import Index
+
+    _write_beir(demo)
+    corpus = demo.corpus_dir / "corpus.jsonl"
+    demo.command(f"assay index {corpus} --index {demo.index_dir}")
+    t0 = time.perf_counter()
+    index = Index.build([corpus], demo.index_dir)
+    build_s = time.perf_counter() - t0
+    stats = index.stats()
+    demo.say(f"  indexed {stats.get('documents')} documents as {len(index)} chunks in {build_s:.1f} s")
+
+    asked = [q["question"] for q in _questions()[:3]]
+    answers = []
+    for question in asked:
+        demo.command(f'assay search "{question}" --index {demo.index_dir} --k 3 --mode MODE')
+        for mode in ("bm25", "dense", "hybrid"):
+            hits = index.search(question, k=3, mode=mode)
+            demo.say(f"    {mode:<6} " + "  ".join(
+                f"{h.rank}. {h.chunk.doc_id} [{h.chunk.start}:{h.chunk.end}]" for h in hits))
+            answers.append({"question": question, "mode": mode, "hits": [h.to_dict(snippet_chars=160) for h in hits]})
+    return {"documents": stats.get("documents"), "chunks": len(index), "build_seconds": round(build_s, 2),
+            "answers": answers}
+
+
+# ------------------------------------------------------------------ 2. retrieval quality
+
+
+def step_retrieval(demo: Demo) -> dict[str, Any]:
+    from eval.retrieval_cli import compare_configurations
+
+    configs = ["bm25", "dense", "hybrid", "hybrid+rerank", "hybrid+hyde"]
+    demo.command(f"assay eval retrieval --data {demo.corpus_dir} --index {demo.index_dir} --compare --rerank --hyde")
+    table = compare_configurations(demo.corpus_dir, demo.index_dir, configs, progress=True)
+    demo.say(f"  {'configuration':<16}{'nDCG@10':>9}{'MRR@10':>9}{'R@100':>8}{'p50 ms':>9}")
+    for name, m in table.items():
+        demo.say(f"  {name:<16}{m['ndcg@10']:>9.3f}{m['mrr@10']:>9.3f}{m['recall@100']:>8.3f}{m['latency_p50_ms']:>9.1f}")
+    return {"configurations": table}
+
+
+# ------------------------------------------------------------------ 3. rewards
+
+# Which rewards score each kind of built-in output.
+_REWARDS_BY_KIND = {"math": "math,format", "code": "code", "language": "language,format"}
+
+
+def step_rewards(demo: Demo) -> dict[str, Any]:
+    import rewards
+
+    path = DEMO_DATA / "outputs.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    results = []
+    for kind, spec in _REWARDS_BY_KIND.items():
+        group = [r for r in rows if r["kind"] == kind]
+        demo.command(f"assay score --rewards {spec} --input <{kind} rows of {path.relative_to(REPO_ROOT)}>")
+        report = rewards.score(spec, [r["completion"] for r in group], group)
+        for row, per in zip(group, report.per_row()):
+            label = row.get("task_id") or row.get("question", "")[:28]
+            demo.say(f"    {kind:<8} {row['case']:<12} {label:<30} total={per['score']:.2f}  "
+                     + "; ".join(f"{k}={v if v is None else round(v, 2)} ({per['reasons'][k]})"
+                                 for k, v in per["rewards"].items()))
+            results.append({"kind": kind, "case": row["case"], "note": row["note"], "label": label, **per})
+    hacks = [r for r in results if r["case"].startswith("hack")]
+    leaked = [r for r in hacks if (r["score"] or 0) > 0]
+    if leaked:
+        raise DemoError(f"a hacking attempt scored above 0: {leaked}")
+    demo.say(f"  {len(hacks)} hacking attempts, all scored 0")
+    return {"rows": results, "hacks_contained": len(hacks)}
+
+
+# ------------------------------------------------------------------ the driver
+
+STEPS: list[tuple[str, str, Callable[[Demo], dict[str, Any]]]] = [
+    ("index", "Index the embedded corpus and answer questions in each retrieval mode", step_index),
+    ("retrieval", "Evaluate retrieval: BM25, dense, hybrid, reranked, HyDE", step_retrieval),
+    ("rewards", "Score built-in model outputs with the reward harness", step_rewards),
+]
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    demo = Demo(out=Path(args.out), quick=bool(args.quick))
+    wanted = [s.strip() for s in args.steps.split(",")] if args.steps else [name for name, _, _ in STEPS]
+    unknown = [s for s in wanted if s not in {name for name, _, _ in STEPS}]
+    if unknown:
+        raise DemoError(f"unknown step(s) {', '.join(unknown)}; steps: {', '.join(n for n, _, _ in STEPS)}")
+    demo.out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    for i, (name, title, fn) in enumerate(STEPS, 1):
+        if name not in wanted:
+            continue
+        marker = demo.out / "steps" / f"{name}.json"
+        demo.say(f"\n[{i}/{len(STEPS)}] {title}")
+        if marker.exists() and not args.fresh:
+            demo.say(f"  done earlier ({marker}); --fresh redoes it")
+            continue
+        t0 = time.perf_counter()
+        result = fn(demo)
+        result["seconds"] = round(time.perf_counter() - t0, 2)
+        atomic_write_json(marker, result)
+        demo.say(f"  step {name} done in {result['seconds']:.1f} s")
+    demo.say(f"\ndemo finished in {time.perf_counter() - t_start:.0f} s; results in {demo.out}")
+    sys.stdout.flush()
+    return 0
