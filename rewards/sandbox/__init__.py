@@ -261,20 +261,31 @@ class Sandbox:
         return fut
 
     def run(self, jobs: Sequence[dict], *, workers: int | None = None) -> list[dict]:
-        """Run jobs on the server's slots; results in the order of `jobs`. The server runs
-        at most `config.workers` jobs at once; `workers` bounds how many this call queues."""
-        limit = max(1, workers or 2 * self.slots)
-        results: list[dict | None] = [None] * len(jobs)
-        slots = threading.Semaphore(limit)
-        futures = []
-        for i, job in enumerate(jobs):
-            slots.acquire()
-            fut = self.submit(job)
-            fut.add_done_callback(lambda _f: slots.release())
-            futures.append((i, fut))
-        for i, fut in futures:
-            results[i] = fut.result()
-        return results  # type: ignore[return-value]
+        """Run jobs on the server's slots (`config.workers` at once); results in the order
+        of `jobs`. The whole batch is sent in one write and queued by the server, so a
+        slot never waits for this process to hand it the next job. `workers` is accepted
+        for symmetry with other rewards and ignored: the server's slots bound parallelism."""
+        if not jobs:
+            return []
+        with self._lock:
+            self._ensure()
+            futures, payload = [], bytearray()
+            for job in jobs:
+                self._next_id += 1
+                fut: Future = Future()
+                self._pending[self._next_id] = fut
+                futures.append(fut)
+                frame = dict(job, id=self._next_id)
+                frame.setdefault("timeout", self.config.timeout)
+                data = json.dumps(frame).encode()
+                payload += struct.pack(">I", len(data)) + data
+        with self._write_lock:
+            try:
+                self._proc.stdin.write(payload)
+                self._proc.stdin.flush()
+            except (BrokenPipeError, OSError) as exc:
+                raise SandboxError(f"the sandbox server is gone: {exc}") from None
+        return [fut.result() for fut in futures]
 
     # ---------------------------------------------------------------- reporting
     def capabilities(self) -> dict[str, Any]:

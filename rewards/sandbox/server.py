@@ -5,28 +5,41 @@ unprivileged uid, usually inside bubblewrap, so it uses the standard library onl
 imports nothing of assay. The client (`rewards.sandbox`) starts it once and talks to it
 over its stdin/stdout with length-prefixed JSON frames.
 
-Process tree for one job (nothing here ever runs candidate code except C)::
+Processes (only C ever runs candidate code)::
 
-    S  server: event loop; forks H per job; enforces the hard deadline (kills A)
-    └─ H  unshares user, mount, PID, network, IPC and UTS namespaces, maps the uid, forks A
-       └─ A  PID 1 of the job's namespace: the trusted harness. Mounts a private tmpfs on
-          │  /tmp and a fresh /proc, runs the *tests*, and writes the verdict to S.
-          └─ C  the candidate: rlimits, no capabilities, scrubbed env, only its own fds.
+    S  server: reads jobs, queues them, hands each to an idle slot, answers the client,
+    │  and kills a slot whose job overruns timeout + grace
+    └─ Z  slot factory, forked before S read any job: every slot is a copy of a process
+       │  that never held a test
+       └─ H  per slot: unshares user, mount, PID, network, IPC and UTS namespaces, maps the
+          │  uid, forks A (and dies with it)
+          └─ A  PID 1 of the slot's namespaces: the trusted harness. Mounts a private
+             │  tmpfs on /tmp and /dev/shm and a fresh /proc; runs jobs one at a time
+             └─ C  the candidate: one process per program (per input for stdin/stdout),
+                   forked *before* its job reaches A; rlimits, no capabilities, no
+                   new privileges, scrubbed env, only its own fds
+
+Namespaces are made per slot rather than per job: creating and tearing them down costs
+~10 ms here, more than a whole HumanEval program. Between jobs A kills every other
+process in its PID namespace and empties /tmp and /dev/shm, so nothing of a job survives
+it; a slot is also replaced after `recycle` jobs or when S kills it at a deadline.
 
 Why the verdict cannot be forged: the tests never run in the candidate's process. In
-"call" jobs (HumanEval, assert lists) C executes the program and then answers calls
-to its functions over a pipe; A executes the test code with proxies that send the
-arguments to C and decode the answer as *plain data* (ints, strings, lists, ...) built
-by A itself. Whatever C does -- exit early, print markers, return an object whose
-``__eq__`` lies, patch builtins or ``sys.modules``, shadow ``AssertionError`` -- it can
-only change the values its functions return, which is exactly what is being tested. C
-cannot signal or ptrace A (A is PID 1 of the namespace and not dumpable; C holds no
-capabilities) and cannot reach S's pipes (all other fds are closed). In "stdio" jobs C
-only produces output; the comparison happens outside, in the reward.
+"call" jobs (HumanEval, assert lists) C executes the program and then answers calls to
+its functions over a pipe; A executes the test code with proxies that send the arguments
+to C and decode the answer as *plain data* (ints, strings, lists, ...) built by A itself.
+Whatever C does -- exit early, print markers, return an object whose ``__eq__`` lies,
+patch builtins or ``sys.modules``, shadow ``AssertionError``, trace or rewrite frames --
+it can only change the values its functions return, which is exactly what is being
+tested. C cannot peek at the tests either: it was forked before A read the job, and it
+only ever sees the arguments of each call. C cannot signal or ptrace A (A is PID 1 of
+the namespace and not dumpable; C holds no capabilities) and cannot reach S's or A's
+other pipes (all other fds are closed). In "stdio" jobs C only produces output; the
+comparison happens outside, in the reward.
 
-No process outlives its job: A is PID 1 of a PID namespace, so when A exits (or S kills
-it at the deadline) the kernel kills every process in it, including daemonized ones;
-between stdio runs A also kills everything but itself (``kill(-1, SIGKILL)``).
+No process outlives its job: A kills everything but itself (``kill(-1, SIGKILL)``)
+before the verdict leaves; if S kills A at a deadline the kernel kills every process in
+the PID namespace, including daemonized ones.
 """
 
 import builtins
@@ -179,8 +192,16 @@ def read_frame_exact(fd):
     return None if data is None else json.loads(data)
 
 
+_SCALARS = (int, str, bool, type(None))
+
+
 def encode_value(v, depth=0):
     """Plain data to a JSON-able tree. Lenient about subclasses (their *value* is kept)."""
+    t = type(v)
+    if t in _SCALARS:
+        return v
+    if t is list and all(type(x) in _SCALARS for x in v):
+        return v  # the common case (a list of ints or strings) goes to JSON as it is
     if depth > 200:
         raise ValueError("value nested too deeply")
     if v is None or v is True or v is False:
@@ -215,9 +236,12 @@ def encode_value(v, depth=0):
 
 def decode_value(v):
     """The inverse of encode_value; builds only exact builtin types."""
-    if v is None or type(v) in (bool, int, float, str):
+    t = type(v)
+    if t in _SCALARS or t is float:
         return v
-    if type(v) is list:
+    if t is list:
+        if all(type(x) in _SCALARS or type(x) is float for x in v):
+            return v  # json.loads built it: already only exact builtin types
         return [decode_value(x) for x in v]
     if type(v) is dict and len(v) == 1:
         (tag, x), = v.items()
@@ -936,6 +960,7 @@ def start_zygote(config):
     pid = os.fork()
     if pid:
         z_sock.close()
+        s_sock.settimeout(30)  # S never blocks for good on its factory
         return s_sock, pid
     s_sock.close()
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -1077,7 +1102,13 @@ def serve(config):
             if idle is None:
                 if len(slots) >= max_slots:
                     break
-                pid, job_w, out_r = zygote_slot(zygote)
+                try:
+                    pid, job_w, out_r = zygote_slot(zygote)
+                except OSError as exc:  # the factory is gone: nothing more can run
+                    for job in queue:
+                        reply(job, {"harness_error": f"the sandbox cannot start a slot: {exc}"})
+                    queue.clear()
+                    break
                 idle = {"pid": pid, "apid": None, "jobs": job_w, "out": out_r, "reader": FrameReader(),
                         "job": None, "deadline": None, "steps": [], "done": 0, "retire": False}
                 slots[out_r] = idle
@@ -1157,4 +1188,7 @@ def serve(config):
 
 
 if __name__ == "__main__":
-    serve(json.loads(sys.argv[1]))
+    try:
+        serve(json.loads(sys.argv[1]))
+    except (BrokenPipeError, ConnectionError):
+        pass  # the client is gone: slots see their job pipes close and exit
