@@ -240,3 +240,20 @@ def test_humaneval_mutated_solutions_fail(problems):
     assert len(mutants) >= 100
     print(f"{len(survived)} of {len(mutants)} operator mutants pass HumanEval's tests: {survived}")
     assert len(survived) <= 0.05 * len(mutants), survived
+
+
+def test_assay_score_cli_with_code_reward(tmp_path, capsys, problems):
+    import json
+
+    from assay.cli import main
+
+    rows = [dict(p, completion=p["canonical_solution"]) for p in problems[:3]]
+    rows.append(dict(problems[3], completion="    return None\n"))
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    assert main(["score", "--rewards", "code", "--input", str(src), "--output", str(out), "--json", "--timeout", "5"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [r["rewards"]["code"] for r in summary["per_row"]] == [1.0, 1.0, 1.0, 0.0]
+    assert "tests passed" in summary["per_row"][0]["reasons"]["code"]
+    assert len(out.read_text().splitlines()) == 4
