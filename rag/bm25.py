@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,7 @@ class BM25Index:
         self.weights = np.zeros(0, dtype=np.float64)
         self._word_cache: dict[str, int] | None = None
         self._matrix = None
+        self._dense: np.ndarray | None = None
 
     # ---- building -------------------------------------------------------------------
     def fit(self, texts: list[str]) -> "BM25Index":
@@ -144,20 +146,22 @@ class BM25Index:
         self.indptr = np.concatenate([[0], np.cumsum(df.astype(np.int64))])
         self._word_cache = None
         self._matrix = None
+        self._dense = None
         return self
 
     # ---- scoring --------------------------------------------------------------------
     def _term_counts(self, query: str) -> dict[int, int]:
         """Query term ids (in the vocabulary) with their counts; memoised per word."""
         cache = self._word_ids
-        counts: dict[int, int] = {}
-        for w in _TOKEN_RE.findall(query.lower()):
-            tid = cache.get(w)
-            if tid is None:
-                terms = self.tokenizer(w)
-                tid = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
-            if tid >= 0:
-                counts[tid] = counts.get(tid, 0) + 1
+        words = _TOKEN_RE.findall(query.lower())
+        tids = list(map(cache.get, words))
+        if None in tids:
+            for i, w in enumerate(words):
+                if tids[i] is None:
+                    terms = self.tokenizer(w)
+                    tids[i] = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
+        counts = Counter(tids)
+        counts.pop(-1, None)
         return counts
 
     def scores(self, query: str) -> np.ndarray:
@@ -201,10 +205,12 @@ class BM25Index:
             return [[] for _ in queries]
         qm = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64),
                          np.asarray(indptr, dtype=np.int64)), shape=(nq, len(self.vocab)))
-        res = (qm @ self.term_matrix).tocsr()  # (queries x docs), only matching docs stored
-        scores = np.full((nq, n), -np.inf)
-        rows = np.repeat(np.arange(nq), np.diff(res.indptr))
-        scores[rows, res.indices] = res.data  # documents sharing no term stay at -inf
+        rows = self._dense_rows()
+        # (queries x terms) @ (terms x docs): sparse @ dense adds a few dense rows per query
+        scores = qm @ rows if rows is not None else (qm @ self.term_matrix).toarray()
+        # documents sharing no term with the query are not results (a matching document
+        # whose terms all have idf 0 scores 0 too; rank-bm25 would rank it among them)
+        scores[scores == 0] = -np.inf
         kk = min(k, n)
         cand = (np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n
                 else np.broadcast_to(np.arange(n), (nq, n)).copy())
@@ -213,6 +219,17 @@ class BM25Index:
         cand = np.take_along_axis(cand, order, axis=1).tolist()
         vals = np.take_along_axis(vals, order, axis=1).tolist()
         return [[(d, v) for d, v in zip(cr, vr) if v != -np.inf] for cr, vr in zip(cand, vals)]
+
+    # a corpus this small keeps its term rows dense too: a query then sums a few contiguous
+    # rows (no sparse result to build); above the limit only the sparse matrix is used
+    DENSE_ROWS_LIMIT = 8_000_000  # terms x documents entries (64 MB of float64)
+
+    def _dense_rows(self) -> np.ndarray | None:
+        if self._dense is None:
+            if len(self.vocab) * self.n_docs > self.DENSE_ROWS_LIMIT:
+                return None
+            self._dense = self.term_matrix.toarray()
+        return self._dense
 
     @property
     def term_matrix(self):

@@ -33,6 +33,10 @@ def test_scores_and_ranking_match_rank_bm25_on_cranfield(cranfield):
         top = np.argsort(-expected, kind="stable")[:10]
         assert [p for p, _ in hits] == [int(i) for i in top if expected[i] != 0][: len(hits)]
         assert hits == ours.search(q, k=10)
+    # large corpora take the sparse-only path: same results
+    sparse = BM25Index().fit_tokens(corpus)
+    sparse.DENSE_ROWS_LIMIT = 0
+    assert sparse.search_many(queries, k=10) == results and sparse._dense is None
 
 
 words = st.sampled_from(["wing", "wings", "lift", "drag", "flow", "the", "shock", "heat", "slab", "mach"])
