@@ -81,13 +81,14 @@ def _segment(lines: list[bytes], node: ast.stmt) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _humaneval_steps(test: str, entry_point: str) -> tuple[tuple[str, bool], ...]:
+def _humaneval_parts(test: str, entry_point: str) -> tuple[str, tuple[tuple[str, bool], ...]]:
+    """(the test module without ``check``, check's statements as (source, is_test))."""
     try:
         tree = ast.parse(test)
     except SyntaxError as exc:
         raise RewardError(f"the HumanEval test does not parse: line {exc.lineno}: {exc.msg}") from None
     check = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
-    whole = ((f"check({entry_point})", True),)
+    whole = (test, ((f"check({entry_point})", True),))
     if check is None:
         return whole
     lines = test.encode("utf-8").splitlines(keepends=True)
@@ -97,13 +98,19 @@ def _humaneval_steps(test: str, entry_point: str) -> tuple[tuple[str, bool], ...
             continue  # a docstring
         is_test = any(isinstance(n, ast.Assert) for n in ast.walk(stmt))
         steps.append((_segment(lines, stmt), is_test))
-    return tuple(steps) if any(t for _, t in steps) else whole
+    if not any(t for _, t in steps):
+        return whole
+    # The module around check (imports, METADATA, helpers) runs as setup; check's body
+    # runs statement by statement, so check itself need not be compiled twice.
+    first = min([check.lineno] + [d.lineno for d in check.decorator_list])
+    rest = b"".join(lines[: first - 1] + lines[check.end_lineno :]).decode("utf-8")
+    return rest, tuple(steps)
 
 
 def humaneval_steps(test: str, entry_point: str) -> list[dict]:
     """The tests of a HumanEval ``check``: its top-level statements, in order. Statements
     holding an assert are tests; the others (imports, helper values) just run."""
-    return [{"source": src, "test": is_test} for src, is_test in _humaneval_steps(test, entry_point)]
+    return [{"source": src, "test": is_test} for src, is_test in _humaneval_parts(test, entry_point)[1]]
 
 
 def build_job(completion: str, row: dict, style: str) -> tuple[dict | None, str | None]:
@@ -132,7 +139,7 @@ def build_job(completion: str, row: dict, style: str) -> tuple[dict | None, str 
             # The prompt is run again on the trusted side for the helpers the tests use
             # (e.g. HumanEval/38's encode_cyclic): the program cannot redefine them.
             "setup": [{"source": str(row.get("prompt") or ""), "required": False},
-                      {"source": str(row["test"]), "required": True}],
+                      {"source": _humaneval_parts(str(row["test"]), entry)[0], "required": True}],
             "steps": humaneval_steps(str(row["test"]), entry),
             "bind": {"candidate": entry, entry: entry},
         }

@@ -437,8 +437,20 @@ def test_no_state_leaks_between_jobs():
         "            return x * x\n"
         "    return -1\n"
     )
-    results = code([writer, reader, reader], [ROW, ROW, ROW], sandbox=cfg)
-    assert [r.score for r in results] == [0.0, 0.0, 0.0], [r.reason for r in results]
+    shm = (  # System V shared memory outlives its creator unless someone removes it
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.shmat.restype = ctypes.c_void_p\n"
+        "sid = libc.shmget(0x5EC7E7, 4096, 0o1666)  # IPC_CREAT | 0666\n"
+        "buf = (ctypes.c_char * 8).from_address(libc.shmat(sid, None, 0)) if sid >= 0 else None\n"
+        "seen = buf.value if buf is not None else b''  # what an earlier job left\n"
+        "if buf is not None:\n"
+        "    buf.value = b'written'\n"
+        "def solve(x):\n"
+        "    return x * x if seen == b'written' else -1\n"
+    )
+    results = code([writer, reader, reader, shm, shm, shm], [ROW] * 6, sandbox=cfg)
+    assert [r.score for r in results] == [0.0] * 6, [r.reason for r in results]
 
 
 @pytest.mark.skipif(not sandbox.capabilities().get("bubblewrap"), reason="bubblewrap not installed")

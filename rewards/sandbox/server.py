@@ -816,6 +816,24 @@ def _wipe(path):
             pass
 
 
+def _remove_sysv_ipc():
+    """System V shared memory, semaphores and message queues outlive processes: remove
+    whatever a job created in the slot's IPC namespace, so the next job cannot read it."""
+    for kind, fn in (("shm", "shmctl"), ("sem", "semctl"), ("msg", "msgctl")):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 1:
+                if kind == "sem":
+                    libc.semctl(ctypes.c_int(int(fields[1])), ctypes.c_int(0), ctypes.c_int(0))  # IPC_RMID
+                else:
+                    getattr(libc, fn)(ctypes.c_int(int(fields[1])), ctypes.c_int(0), None)
+
+
 def slot_main(job_fd, out_fd, isolated, base_limits):
     """A: PID 1 of a slot's namespaces; runs jobs one at a time, each in fresh processes.
 
@@ -873,6 +891,8 @@ def slot_main(job_fd, out_fd, isolated, base_limits):
         del h, job, result
         for path in scratch:
             _wipe(path)
+        if isolated:
+            _remove_sysv_ipc()
         spare = Candidate("call", base_limits, isolated)
     if not isolated:
         import shutil
