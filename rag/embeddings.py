@@ -38,8 +38,13 @@ def _key(text: str) -> bytes:
 class EmbeddingCache:
     """Vectors of previously embedded texts for one model, keyed by content hash."""
 
+    MAX_SHARDS = 64  # beyond this many shards, they are merged into one on load
+
     def __init__(self, root: str | os.PathLike, model_id: str) -> None:
-        self.dir = Path(root) / _slug(model_id)
+        from rag.models import canonical_name
+
+        # a logical name and its hub id are the same model: one cache
+        self.dir = Path(root) / _slug(canonical_name(model_id) or model_id)
         self._map: dict[bytes, np.ndarray] | None = None
 
     def _load(self) -> dict[bytes, np.ndarray]:
@@ -57,7 +62,29 @@ class EmbeddingCache:
                         continue
                     for k, v in zip(keys, vecs):
                         self._map[bytes(k)] = v
+                if len(list(self.dir.glob("*.keys.npy"))) > self.MAX_SHARDS:
+                    self._compact()
         return self._map
+
+    def _compact(self) -> None:
+        """Rewrite all shards as one (new shard first, then delete the old: a crash in
+        between only leaves duplicates, which load to the same vectors)."""
+        old = list(self.dir.glob("*.npy"))
+        keys = list(self._map)
+        self._map, mapping = {}, self._map
+        self.put_many_keys(keys, np.stack([mapping[k] for k in keys]))
+        for f in old:
+            f.unlink(missing_ok=True)
+
+    def put_many_keys(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        name = uuid.uuid4().hex
+        with atomic_open(self.dir / f"{name}.vecs.npy", "wb") as fh:
+            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        with atomic_open(self.dir / f"{name}.keys.npy", "wb") as fh:
+            np.save(fh, np.array(keys, dtype="S16"), allow_pickle=False)
+        if self._map is not None:
+            for k, v in zip(keys, vectors):
+                self._map[bytes(k)] = v
 
     def get_many(self, texts: list[str]) -> list[np.ndarray | None]:
         m = self._load()
@@ -66,17 +93,9 @@ class EmbeddingCache:
     def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
         if not len(texts):
             return
-        m = self._load()
-        keys = np.array([_key(t) for t in texts], dtype="S16")
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        name = uuid.uuid4().hex
+        self._load()
         # vectors first, keys last: a shard is only read when its keys file exists
-        with atomic_open(self.dir / f"{name}.vecs.npy", "wb") as fh:
-            np.save(fh, vectors, allow_pickle=False)
-        with atomic_open(self.dir / f"{name}.keys.npy", "wb") as fh:
-            np.save(fh, keys, allow_pickle=False)
-        for k, v in zip(keys, vectors):
-            m[bytes(k)] = v
+        self.put_many_keys([_key(t) for t in texts], vectors)
 
     def __len__(self) -> int:
         return len(self._load())

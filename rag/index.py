@@ -426,6 +426,8 @@ class Index:
 
     def _query_vectors(self, queries: list[str], hyde: Any) -> np.ndarray:
         if hyde is not None:
+            if hasattr(hyde, "query_vectors"):  # batched generation when the HyDE offers it
+                return np.asarray(hyde.query_vectors(queries, self.embedder), dtype=np.float32)
             return np.stack([np.asarray(hyde.query_vector(q, self.embedder), dtype=np.float32) for q in queries])
         if len(queries) == 1:
             return self.embedder.encode_query(queries[0])[None, :]
