@@ -66,12 +66,13 @@ def aggregate(scores: Sequence[Sequence[float | None]], answers: Sequence[Sequen
         raise ValueError("every item needs the same number of completions")
     ks = list(ks) if ks else default_ks(n)
     out: dict[str, float] = {}
+    threshold = 1.0 - 1e-9
     vals = [[0.0 if s is None else float(s) for s in item] for item in scores]
-    out["accuracy"] = sum(sum(v) / n for v in vals) / len(vals)
+    correct = [sum(1 for s in item if s >= threshold) for item in vals]  # counted once, reused for every k
+    out["accuracy"] = sum(map(sum, vals)) / (n * len(vals))
     for k in ks:
         if k > n:
             continue
-        correct = [sum(is_correct(s) for s in item) for item in scores]
         out[f"pass@{k}"] = sum(pass_at_k(n, c, k) for c in correct) / len(scores)
         if n > 1:
             out[f"mean@{k}"] = sum(sum(v[:k]) / k for v in vals) / len(vals)
