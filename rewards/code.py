@@ -113,13 +113,32 @@ def humaneval_steps(test: str, entry_point: str) -> list[dict]:
     return [{"source": src, "test": is_test} for src, is_test in _humaneval_parts(test, entry_point)[1]]
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<prompt>", "exec")
+        return True
+    except (SyntaxError, ValueError):
+        return False
+
+
+def _code_prompt(prompt: Any) -> str:
+    """The row's prompt when it is Python (HumanEval's signature and docstring, which the
+    completion continues); "" when it is an instruction or a chat, so the program is the
+    completion alone."""
+    if isinstance(prompt, str) and prompt.strip() and _compiles(prompt):
+        return prompt
+    return ""
+
+
 def build_job(completion: str, row: dict, style: str) -> tuple[dict | None, str | None]:
     """The sandbox job for one completion, or (None, reason) when there is nothing to run."""
     code = extract_code(completion)
     if not code.strip():
         return None, "no code found"
+    prompt = ""
     if style == "humaneval":
-        prompt = str(row.get("prompt") or "")
+        prompt = _code_prompt(row.get("prompt"))
         first = next((line for line in code.splitlines() if line.strip()), "")
         glue = "" if (not prompt or first[:1] in (" ", "\t")) else "\n"
         program = prompt + glue + code
@@ -138,7 +157,7 @@ def build_job(completion: str, row: dict, style: str) -> tuple[dict | None, str 
             "program": program,
             # The prompt is run again on the trusted side for the helpers the tests use
             # (e.g. HumanEval/38's encode_cyclic): the program cannot redefine them.
-            "setup": [{"source": str(row.get("prompt") or ""), "required": False},
+            "setup": [{"source": prompt, "required": False},
                       {"source": _humaneval_parts(str(row["test"]), entry)[0], "required": True}],
             "steps": humaneval_steps(str(row["test"]), entry),
             "bind": {"candidate": entry, entry: entry},

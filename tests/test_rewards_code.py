@@ -81,6 +81,13 @@ def test_humaneval_full_function_in_a_fence_and_binary():
     assert b.score == 0.0
 
 
+def test_instruction_or_chat_prompts_are_not_glued_to_the_program():
+    fence = "```python\ndef add(a, b):\n    return a + b\n```"
+    rows = [dict(ADD_ROW, prompt="Write a function add(a, b) that returns the sum."),
+            dict(ADD_ROW, prompt=[{"role": "user", "content": "Write add(a, b)."}])]
+    assert [r.score for r in code([fence, fence], rows, sandbox=CFG)] == [1.0, 1.0]
+
+
 def test_reasons_for_nothing_to_run():
     results = code(["", "no code here, only ```cpp\nint x;\n```", "    return (a +\n"], [ADD_ROW] * 3, sandbox=CFG)
     assert [r.score for r in results] == [0.0, 0.0, 0.0]
