@@ -141,6 +141,26 @@ def test_custom_yaml_suite_and_rag_qa_scoring(repo_root, tmp_path, capsys):
     s = json.loads(run_cli(capsys, "eval", "score", str(rag_dir / "rag_qa.yaml"), "-p", str(preds), "--json",
                            "--no-cache")[1])
     assert s["exact_match"] == pytest.approx(0.5) and s["f1"] == pytest.approx((1 + 2 / 3) / 2)
+    assert s["supported"] == pytest.approx(1.0)  # the grounding reward: both answers are in their chunk
+
+
+def test_mbpp_and_stdio_suites_from_jsonl(repo_root, tmp_path, capsys):
+    suites = repo_root / "data" / "suites"
+    solutions = {
+        1: "```python\ndef max_of_three(a, b, c):\n    return max(a, b, c)\n```",
+        2: "```python\ndef reverse_words(s):\n    return ' '.join(s.split()[::-1])\n```",
+        3: "```python\ndef count_vowels(s):\n    return sum(ch in 'aeiou' for ch in s) + 1\n```",  # off by one
+    }
+    preds = write_jsonl(tmp_path / "mbpp.jsonl", [{"task_id": k, "completion": v} for k, v in solutions.items()])
+    s = json.loads(run_cli(capsys, "eval", "score", f"mbpp:{suites / 'mbpp_sample.jsonl'}", "-p", str(preds),
+                           "--json", "--no-cache")[1])
+    assert s["n"] == 3 and s["pass@1"] == pytest.approx(2 / 3)
+    programs = {"sum": "```python\na, b = map(int, input().split())\nprint(a + b)\n```",
+                "upper": "```python\nprint(input().lower())\n```"}
+    preds = write_jsonl(tmp_path / "stdio.jsonl", [{"task_id": k, "completion": v} for k, v in programs.items()])
+    s = json.loads(run_cli(capsys, "eval", "score", f"stdio:{suites / 'stdio_sample.jsonl'}", "-p", str(preds),
+                           "--json", "--no-cache")[1])
+    assert s["pass@1"] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("argv_tail, message", [
