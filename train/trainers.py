@@ -1,0 +1,396 @@
+"""Config in, TRL trainer (or assay's PPO) built, run directory filled.
+
+    summary = train.run("grpo", "data/configs/grpo-smoke.yaml", out="runs/grpo-smoke")
+
+The layer is thin on purpose: the trainer's section of the config becomes TRL's own
+config object, the model comes from the shared resolver (`rag.models.resolve`), LoRA is a
+`peft.LoraConfig` handed to the TRL trainer, assay's rewards are TRL reward functions.
+What assay adds around it: device and precision picked for the machine (float32 on a CPU,
+where TRL's bf16 default fails), held-out evaluation before/after, metrics.jsonl and
+samples, atomic checkpoints, resume, a clean stop on Ctrl-C, plots and summary.json.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from rag.config import ConfigError, from_dict, to_dict
+from rag.files import atomic_write_json
+from train.config import RL_TRAINERS, RunConfig, load_run_config, trl_config_class
+from train.runs import RunDir
+
+
+# ----------------------------------------------------------------------------- models
+def model_path(name: str) -> str:
+    """A loadable path for a model name: `toy:lucky` is built here, the rest resolved by rag."""
+    if name.startswith("toy:"):
+        from train.toy import TASKS, toy_model
+
+        if name[4:] not in TASKS:
+            raise ConfigError(f"model.name {name!r}: unknown toy model; known: toy:{', toy:'.join(TASKS)}")
+        return str(toy_model())
+    from rag.models import resolve
+
+    return resolve(name)
+
+
+def precision(dtype_name: str) -> tuple[Any, str, bool, bool]:
+    """(torch dtype, device, bf16 flag, fp16 flag) for this machine; half precision on a CPU is refused."""
+    import torch
+
+    from rag.models import _dtype, pick_device
+
+    device = pick_device()
+    dtype = _dtype(dtype_name, device)
+    if device == "cpu":
+        if dtype != torch.float32:
+            raise ConfigError(f"model.dtype {dtype_name!r}: this machine trains on the CPU, in float32 only")
+        return dtype, device, False, False
+    bf16 = torch.cuda.is_bf16_supported()
+    return dtype, device, bf16, not bf16
+
+
+def load_model(cfg: RunConfig, *, head: str = "causal"):
+    """(model, tokenizer) ready for a TRL trainer; `head="reward"` gives a 1-label classifier."""
+    import torch  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from rag.models import ModelError
+
+    path = model_path(cfg.model.name)
+    dtype, _, _, _ = precision(cfg.model.dtype)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        if head == "reward":
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except OSError as exc:
+        raise ModelError(f"cannot load model {cfg.model.name!r} (resolved to {path!r}): {str(exc).splitlines()[0]}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def lora_config(cfg: RunConfig, *, task_type: str = "CAUSAL_LM"):
+    if not cfg.lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    lo = cfg.lora
+    return LoraConfig(r=lo.r, lora_alpha=lo.alpha, lora_dropout=lo.dropout, target_modules=lo.target_modules,
+                      modules_to_save=lo.modules_to_save, task_type=task_type)
+
+
+def report_to(cfg: RunConfig) -> list[str]:
+    if cfg.logging.report_to is not None:
+        return list(cfg.logging.report_to)
+    return [name for name in ("tensorboard", "trackio") if importlib.util.find_spec(name) is not None]
+
+
+def trl_args(trainer: str, cfg: RunConfig, staging: Path, run: RunDir, *, has_eval: bool):
+    """TRL's config object for `trainer`, from the trainer's section plus what assay manages."""
+    kw = dict(getattr(cfg, trainer))
+    _, device, bf16, fp16 = precision(cfg.model.dtype)
+    if device == "cpu":
+        for flag in ("bf16", "fp16"):
+            if kw.get(flag):
+                raise ConfigError(f"{trainer}.{flag}: mixed precision needs a GPU; on this CPU assay trains in float32")
+        kw["bf16"] = kw["fp16"] = False
+        kw["use_cpu"] = True
+    else:
+        kw.setdefault("bf16", bf16)
+        kw.setdefault("fp16", fp16 and not kw["bf16"])
+    if kw.get("use_vllm") and importlib.util.find_spec("vllm") is None:
+        raise ConfigError(f"{trainer}.use_vllm: vLLM is not installed here (pip install 'assay[vllm]' on a GPU machine)")
+    targets = report_to(cfg)
+    kw.update(output_dir=str(staging), seed=cfg.seed, logging_steps=cfg.logging.steps, report_to=targets or "none")
+    if "tensorboard" in targets:
+        kw["logging_dir"] = str(run.path / "tensorboard")
+    kw.setdefault("save_strategy", "steps")
+    kw.setdefault("save_steps", 50)
+    kw.setdefault("save_total_limit", 2)
+    kw.setdefault("gradient_checkpointing", device != "cpu")  # on a CPU it costs time and saves little
+    if has_eval and trainer in ("dpo", "reward", "sft"):
+        kw.setdefault("eval_strategy", "steps")
+        kw.setdefault("eval_steps", kw.get("save_steps", 50))
+    if trainer == "grpo":
+        kw.setdefault("log_completions", False)  # assay writes its own samples.jsonl
+    try:
+        return trl_config_class(trainer)(**kw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{trainer}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- run dirs
+def default_out(trainer: str, config: str | Path | None) -> Path:
+    stem = Path(config).stem if isinstance(config, (str, Path)) else trainer
+    return Path("runs") / stem
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _save_final(trainer, run: RunDir) -> Path | None:
+    """trainer.save_model into a temporary sibling, then rename: run/model is whole or absent."""
+    if not trainer.accelerator.is_main_process:
+        trainer.save_model(str(run.path / ".model.tmp"))
+        return None
+    tmp = run.path / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    target = run.path / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+def evaluate(model, tok, rows: list[dict], cfg: RunConfig) -> dict[str, Any]:
+    """Greedy completions for held-out prompt rows, scored with the run's rewards."""
+    from train.generate import generate
+    from train.scoring import RewardSet
+
+    t0 = time.perf_counter()
+    outs = generate(model, tok, [r["prompt"] for r in rows], max_new_tokens=cfg.eval.max_new_tokens,
+                    batch_size=cfg.eval.batch_size)
+    completions = [o[0] for o in outs]
+    totals, means = RewardSet(cfg.rewards).score(completions, rows)
+    return {"n": len(rows), "reward": sum(totals) / max(1, len(totals)),
+            **{f"rewards/{k}": v for k, v in means.items()},
+            "seconds": round(time.perf_counter() - t0, 2),
+            "examples": [{"prompt": str(r.get("question", ""))[:200], "completion": c[:300]}
+                         for r, c in zip(rows[:3], completions[:3])]}
+
+
+def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
+    rows = [r for r in run.metrics() if not any(k.startswith("eval_") for k in r)]
+    out: dict[str, Any] = {"logged_steps": len(rows)}
+    secs = [r["step_seconds"] for r in rows if isinstance(r.get("step_seconds"), (int, float))]
+    if secs:
+        out["seconds_per_step"] = round(sum(secs) / len(secs), 4)
+    mem = [r["peak_mem_mb"] for r in rows if isinstance(r.get("peak_mem_mb"), (int, float))]
+    if mem:
+        out["peak_mem_mb"] = max(mem)
+    key = "reward" if trainer in RL_TRAINERS else "loss"
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    if vals:
+        n = min(10, len(vals))
+        out[f"{key}_first10"] = sum(vals[:n]) / n
+        out[f"{key}_last10"] = sum(vals[-n:]) / n
+    share = [r["reward_share"] for r in rows if isinstance(r.get("reward_share"), (int, float))]
+    if share:
+        out["reward_share"] = round(sum(share) / len(share), 4)
+    return out
+
+
+# ------------------------------------------------------------------------------ runs
+def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path | None = None,
+        overrides: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train; return the summary (also written to OUT/summary.json)."""
+    cfg = config if isinstance(config, RunConfig) else load_run_config(trainer, config, overrides)
+    out = Path(out) if out else default_out(trainer, config if not isinstance(config, (dict, RunConfig)) else None)
+    if resume and not (out / "config.yaml").exists():
+        raise ConfigError(f"--resume: {out} is not a run directory (no config.yaml)")
+    run_dir = RunDir(out, to_dict(cfg))
+    _seed_everything(cfg.seed)
+    t0 = time.perf_counter()
+    if trainer == "ppo":
+        summary = _run_ppo(cfg, run_dir, resume=resume)
+    else:
+        summary = _run_trl(trainer, cfg, run_dir, resume=resume)
+    summary = {"trainer": trainer, "out": str(run_dir.path), "wall_seconds": round(time.perf_counter() - t0, 2),
+               **summary, **_curve_summary(run_dir, trainer)}
+    if cfg.logging.plot:
+        keys = ["reward", "kl"] if trainer in RL_TRAINERS else ["loss", "eval_loss", "rewards/accuracies", "accuracy"]
+        plot = run_dir.plot(keys)
+        if plot:
+            summary["plot"] = str(plot)
+    atomic_write_json(run_dir.path / "summary.json", summary)
+    return summary
+
+
+def _prepare_rows(trainer: str, cfg: RunConfig, tok) -> tuple[list[dict], list[dict]]:
+    from train import data
+
+    rows = data.load_rows(cfg.data)
+    train_rows, held = data.split_rows(rows, cfg.data)
+    if not train_rows:
+        raise data.DataError(f"data.source {cfg.data.source!r} gave no training rows")
+    if trainer == "sft":
+        return data.to_sft(train_rows, cfg.data, cfg.model, tok), held
+    if trainer in ("dpo", "reward"):
+        return (data.to_preferences(train_rows, cfg.data, cfg.model, tok),
+                data.to_preferences(held, cfg.data, cfg.model, tok) if held else [])
+    return ground(data.to_prompts(train_rows, cfg.data, cfg.model, tok), cfg), \
+        ground(data.to_prompts(held, cfg.data, cfg.model, tok), cfg)
+
+
+def ground(rows: list[dict], cfg: RunConfig) -> list[dict]:
+    """With retrieval.grounded_prompts: the top-k chunks in each prompt, and a `contexts` column."""
+    if not (cfg.retrieval.grounded_prompts and rows):
+        return rows
+    from train.grounding import build_grounded_prompts
+
+    return build_grounded_prompts(rows, cfg.retrieval.index, cfg.retrieval.k, cfg.retrieval.template)
+
+
+def _truncate_metrics(run: RunDir, step: int) -> None:
+    """On resume, drop records logged after the checkpoint: they are about to be redone."""
+    from rag.files import atomic_write_text
+
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        path = run.path / name
+        if not path.exists():
+            continue
+        keep = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                break
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def _resume_point(run: RunDir, resume: bool) -> str | None:
+    if not resume:
+        return None
+    last = run.last_checkpoint()
+    if last is None:
+        print(f"assay train: no checkpoint in {run.checkpoints}; starting from the beginning")
+        return None
+    state = last / "trainer_state.json"
+    if not state.exists():
+        raise ConfigError(f"--resume: {last} has no trainer_state.json; delete it to resume from an earlier one")
+    _truncate_metrics(run, json.loads(state.read_text())["global_step"])
+    return str(last)
+
+
+def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool) -> dict[str, Any]:
+    from train import data
+    from train.callbacks import AssayCallback, RewardRecorder, graceful_sigint
+
+    model, tok = load_model(cfg, head="reward" if trainer == "reward" else "causal")
+    train_rows, held_rows = _prepare_rows(trainer, cfg, tok)
+    to_dataset = data.to_dataset
+    staging = run.checkpoints / ".incoming"
+    args = trl_args(trainer, cfg, staging, run, has_eval=bool(held_rows))
+    peft = lora_config(cfg, task_type="SEQ_CLS" if trainer == "reward" else "CAUSAL_LM")
+    recorder = RewardRecorder() if trainer == "grpo" else None
+    callback = AssayCallback(run, recorder=recorder, samples=cfg.logging.samples, staging=staging,
+                             keep=args.save_total_limit)
+    summary: dict[str, Any] = {}
+    resume_from = _resume_point(run, resume)
+
+    evaluate_gen = trainer in ("grpo", "sft") and held_rows and cfg.rewards
+    if evaluate_gen:
+        eval_rows = held_rows if trainer == "grpo" else data.to_prompts(held_rows, cfg.data, cfg.model, tok)
+        before_path = run.path / "eval_before.json"
+        if cfg.eval.before and not before_path.exists():
+            atomic_write_json(before_path, evaluate(model, tok, eval_rows, cfg))
+
+    common = dict(args=args, train_dataset=to_dataset(train_rows), processing_class=tok, peft_config=peft,
+                  callbacks=[callback])
+    if trainer == "grpo":
+        import trl
+
+        from train.scoring import RewardSet
+
+        rset = RewardSet(cfg.rewards)
+        args.reward_weights = rset.weights
+        tok.padding_side = "left"
+        extra: dict[str, Any] = {}
+        if cfg.retrieval.search_in_loop:
+            from train.rollouts import SearchConfig, make_search_rollout
+
+            search = from_dict(SearchConfig, cfg.retrieval.search, "retrieval.search")
+            extra["rollout_func"] = make_search_rollout(cfg.retrieval.index, search)
+        tr = trl.GRPOTrainer(model=model, reward_funcs=[recorder.wrap(f) for f in rset.trl_funcs()], **common, **extra)
+    elif trainer == "sft":
+        import trl
+
+        held_sft = data.to_sft(held_rows, cfg.data, cfg.model, tok) if held_rows else None
+        tr = trl.SFTTrainer(model=model, eval_dataset=to_dataset(held_sft) if held_sft else None, **common)
+    elif trainer == "dpo":
+        import trl
+
+        tr = trl.DPOTrainer(model=model, eval_dataset=to_dataset(held_rows) if held_rows else None, **common)
+    elif trainer == "reward":
+        import trl
+
+        tr = trl.RewardTrainer(model=model, eval_dataset=to_dataset(held_rows) if held_rows else None, **common)
+    else:  # pragma: no cover - load_run_config checked the name
+        raise ConfigError(f"unknown trainer {trainer!r}")
+
+    if held_rows and trainer in ("dpo", "reward", "sft") and resume_from is None:
+        summary["eval_before"] = _clean(tr.evaluate())
+    with graceful_sigint(callback):
+        tr.train(resume_from_checkpoint=resume_from)
+    summary.update(callback.summary)
+    if callback.stop_requested:
+        last = run.last_checkpoint()
+        summary["checkpoint"] = str(last) if last else None
+        return summary
+    final = _save_final(tr, run)
+    if final:
+        summary["model"] = str(final)
+    if held_rows and trainer in ("dpo", "reward", "sft"):
+        summary["eval_after"] = _clean(tr.evaluate())
+    if evaluate_gen:
+        after = evaluate(tr.model, tok, eval_rows, cfg)
+        atomic_write_json(run.path / "eval_after.json", after)
+        before = json.loads((run.path / "eval_before.json").read_text()) if (run.path / "eval_before.json").exists() else None
+        summary["heldout_reward_before"] = before["reward"] if before else None
+        summary["heldout_reward_after"] = after["reward"]
+    return summary
+
+
+def _clean(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
+
+
+def _run_ppo(cfg: RunConfig, run: RunDir, *, resume: bool) -> dict[str, Any]:
+    from train import data
+    from train.ppo import PPOConfig, train_ppo
+    from train.scoring import RewardSet
+
+    ppo_cfg = from_dict(PPOConfig, {**cfg.ppo, "seed": cfg.seed}, "ppo")
+    path = model_path(cfg.model.name)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    rows = data.load_rows(cfg.data)
+    train_rows, held = data.split_rows(rows, cfg.data)
+    prompts = ground(data.to_prompts(train_rows, cfg.data, cfg.model, tok), cfg)
+    lora = None
+    if cfg.lora.enabled:
+        lo = cfg.lora
+        lora = {"r": lo.r, "lora_alpha": lo.alpha, "lora_dropout": lo.dropout, "target_modules": lo.target_modules}
+    reward_fn = RewardSet(cfg.rewards).reward_fn() if cfg.rewards else None
+    search = None
+    if cfg.retrieval.search_in_loop:
+        from train.rollouts import SearchConfig
+
+        search = from_dict(SearchConfig, cfg.retrieval.search, "retrieval.search")
+    result = train_ppo(path, prompts, reward_fn, ppo_cfg, run, lora=lora, resume=resume, reward_model=cfg.reward_model,
+                       search=search, search_index=cfg.retrieval.index if search else None)
+    return dict(result or {})
+
+
+__all__ = ["run", "load_model", "model_path", "precision", "trl_args", "lora_config", "evaluate"]
