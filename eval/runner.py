@@ -184,12 +184,11 @@ def join_predictions(suite: Suite, preds: list[dict], source: str) -> tuple[list
         line = p.get("_line", "?")
         if "completions" in p:
             cs = p["completions"]
-            if not isinstance(cs, list) or not cs or not all(isinstance(c, str) for c in cs):
-                raise DataError(f"{source}:{line}: 'completions' must be a non-empty list of strings")
+            if not isinstance(cs, list) or not cs:
+                raise DataError(f"{source}:{line}: 'completions' must be a non-empty list")
+            cs = [_as_text(c, source, line) for c in cs]
         elif "completion" in p:
-            if not isinstance(p["completion"], str):
-                raise DataError(f"{source}:{line}: 'completion' must be a string")
-            cs = [p["completion"]]
+            cs = [_as_text(p["completion"], source, line)]
         else:
             raise DataError(f"{source}:{line}: missing field 'completion' (or 'completions', a list)")
         if n_expected is None:
@@ -209,12 +208,19 @@ def join_predictions(suite: Suite, preds: list[dict], source: str) -> tuple[list
                 raise DataError(f"{source}:{line}: {key} {p[key]!r} is not in suite {suite.name!r}")
             p = {**found, **p}
         rows.append(p)
-        completions.append([_as_text(c) for c in cs])
+        completions.append(cs)
     return rows, completions
 
 
-def _as_text(completion: Any) -> str:
-    return completion
+def _as_text(completion: Any, source: str, line: Any) -> str:
+    """A completion as text: a string, or a chat list whose last assistant message counts."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and all(isinstance(m, dict) for m in completion):
+        said = [m.get("content") for m in completion if m.get("role", "assistant") == "assistant"]
+        if said and isinstance(said[-1], str):
+            return said[-1]
+    raise DataError(f"{source}:{line}: a completion must be a string or a chat list with an assistant message")
 
 
 def clean_row(row: dict) -> dict:

@@ -122,7 +122,7 @@ def test_reasoning_gym_task_scored_by_its_own_scorer(tmp_path, capsys):
 def test_custom_yaml_suite_and_rag_qa_scoring(repo_root, tmp_path, capsys):
     spec = repo_root / "data" / "suites" / "capitals.yaml"
     preds = write_jsonl(tmp_path / "cap.jsonl", [
-        {"id": "c3", "completion": "Rome."},
+        {"id": "c3", "completion": [{"role": "assistant", "content": "Rome."}]},  # chat-format completion
         {"id": "c4", "completion": "The capital is Berlin"},
         {"id": "c5", "completion": "Washington, D.C."},
     ])
