@@ -475,3 +475,16 @@ def test_stdio_attacks_fail():
         assert r.score == 0.0, (prog, r.reason)
     ok = code(["print(int(input()) ** 2)\n"], [row], sandbox=sandbox.SandboxConfig(timeout=TIMEOUT))
     assert ok[0].score == 1.0, ok[0].reason
+
+
+def test_no_test_code_from_the_previous_job_in_a_candidates_memory():
+    # One slot: the peeking program's process was forked right after a job with the same
+    # tests finished in that slot. Nothing of that job may still be reachable.
+    cfg = sandbox.SandboxConfig(timeout=TIMEOUT, workers=1)
+    peek = textwrap.dedent(CASES["peek_tests_in_memory"][0])
+    # A prompt with a helper: the test namespace then holds a function whose globals are
+    # that namespace (a reference cycle that outlives the job unless it is collected).
+    row = dict(ROW, prompt="def helper(v):\n    return v\n\n")
+    results = code(["def solve(x):\n    return x * x\n", peek, peek], [row, row, row], sandbox=cfg)
+    assert results[0].score == 1.0
+    assert [r.score for r in results[1:]] == [0.0, 0.0], [r.reason for r in results]

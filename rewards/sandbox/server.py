@@ -889,6 +889,10 @@ def slot_main(job_fd, out_fd, isolated, base_limits):
         result.update(h.finish())
         write_frame(out_fd, {"id": job["id"], "result": result})
         del h, job, result
+        # The test namespace holds reference cycles (functions whose globals are that
+        # namespace); collect them now, so the next spare candidate is forked from a
+        # process in which nothing of this job's tests is reachable.
+        gc.collect()
         for path in scratch:
             _wipe(path)
         if isolated:
