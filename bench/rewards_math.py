@@ -100,6 +100,8 @@ def explain(gold: str, completion: str, assay_ok: bool, mv_ok: bool, reason: str
             return "math-verify extracts nothing from the completion; " + shown
         if not g:
             return "math-verify cannot parse the gold; " + shown
+        if "," in gold and any(isinstance(x, str) is False and getattr(x, "is_Float", False) for x in p[:1]):
+            return "math-verify reads the comma in a bare list after #### as a decimal separator; " + shown
         return "math-verify rejects an identical answer (parse differs between gold and completion framing); " + shown
     if "rounding" in reason or "different numbers" in reason:
         return "math-verify rounds to 6 decimals and calls different numbers equal; " + shown
@@ -149,6 +151,7 @@ def main(argv=None) -> int:
 
     # 2 and 3. reformatted golds, matched and mismatched
     rows = [f"{'set':<10}{'style':<8}{'pairing':<10}{'n':>6}{'assay/s':>10}{'m-v/s':>9}{'ratio':>7}{'agree':>9}"]
+    print("\n" + rows[0], flush=True)
     disagreements = []
     for name, set_golds in load_sets(args.limit).items():
         for style in ("boxed", "####", "prose"):
@@ -166,11 +169,11 @@ def main(argv=None) -> int:
                                        "assay_true": sum(mine), "math_verify_true": sum(mv)}
                 rows.append(f"{name:<10}{style:<8}{pairing:<10}{n:>6}{n / my_s:>10.0f}{n / mv_s:>9.0f}"
                             f"{mv_s / my_s:>6.1f}x{agree:>9.4f}")
+                print(rows[-1], flush=True)
                 for g, c, a, b, why in zip(gs, comps, mine, mv, reasons):
                     if a != b:
                         disagreements.append({"set": key, "gold": g, "completion": c, "assay": a, "math_verify": b,
                                               "explanation": explain(g, c, a, b, why)})
-    print("\n" + "\n".join(rows))
     total = sum(v["n"] for v in result["sets"].values())
     same = [v for k, v in result["sets"].items() if k.endswith("/same")]
     n_same = sum(v["n"] for v in same)

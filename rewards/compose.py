@@ -196,6 +196,25 @@ def _accepts(fn: Callable, kw: str) -> bool:
     return any(p.kind is p.VAR_KEYWORD or p.name == kw for p in params)
 
 
+def _check_options(name: str, fn: Callable, opts: Mapping[str, Any]) -> None:
+    """An option the reward does not take is a typo: say so instead of ignoring it.
+
+    Rewards that forward ``**options`` elsewhere validate them themselves (math does);
+    a catch-all spelled ``**_`` means "ignored", so only named parameters count there."""
+    if not opts:
+        return
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD and p.name != "_" for p in params.values()):
+        return
+    named = [p for p, v in params.items() if v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)][2:]
+    unknown = sorted(set(opts) - set(named))
+    if unknown:
+        raise RewardError(f"reward {name!r} has no option {', '.join(map(repr, unknown))}; options: {', '.join(named) or '(none)'}")
+
+
 def _self_managed(spec) -> bool:
     # A heavy reward that takes a `workers` parameter by name runs its own workers (the
     # code sandbox does): shipping it to this pool would nest one pool inside another.
@@ -233,6 +252,7 @@ def run_reward(
     """One reward over a batch, never raising for the reward's own failures."""
     spec = get(name)
     opts = dict(options or {})
+    _check_options(name, spec.fn, opts)
     try:
         if _self_managed(spec):
             if workers is not None and _accepts(spec.fn, "workers"):

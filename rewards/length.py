@@ -32,13 +32,28 @@ _TOK_LOCK = threading.Lock()
 
 
 def _tokenizer(name: str):
+    """A function text -> token count. A local folder (or file) with a ``tokenizer.json``
+    loads with the `tokenizers` library alone (no torch, well under a second); anything
+    else is a hub id for transformers' AutoTokenizer."""
     with _TOK_LOCK:
-        tok = _TOKENIZERS.get(name)
-        if tok is None:
-            from transformers import AutoTokenizer  # only when a tokenizer is asked for
+        count = _TOKENIZERS.get(name)
+        if count is None:
+            from pathlib import Path
 
-            tok = _TOKENIZERS[name] = AutoTokenizer.from_pretrained(name)
-        return tok
+            path = Path(name)
+            file = path / "tokenizer.json" if path.is_dir() else path
+            if file.is_file() and file.suffix == ".json":
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_file(str(file))
+                count = lambda text: len(tok.encode(text, add_special_tokens=False).ids)  # noqa: E731
+            else:
+                from transformers import AutoTokenizer  # only when a hub tokenizer is asked for
+
+                auto = AutoTokenizer.from_pretrained(name)
+                count = lambda text: len(auto(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+            _TOKENIZERS[name] = count
+        return count
 
 
 def lengths(completions: Sequence[str], rows: Sequence[dict], tokenizer: str | None = None, unit: str = "words") -> tuple[list[int], str]:
@@ -46,8 +61,8 @@ def lengths(completions: Sequence[str], rows: Sequence[dict], tokenizer: str | N
     if rows and all(isinstance(r.get("completion_ids"), (list, tuple)) for r in rows):
         return [len(r["completion_ids"]) for r in rows], "tokens"
     if tokenizer:
-        tok = _tokenizer(tokenizer)
-        return [len(tok(c, add_special_tokens=False)["input_ids"]) for c in completions], "tokens"
+        count = _tokenizer(tokenizer)
+        return [count(c) for c in completions], "tokens"
     if unit == "chars":
         return [len(c) for c in completions], "chars"
     if unit != "words":
@@ -77,11 +92,13 @@ def cosine_length_reward(
     max_wrong: float = -0.5,
     tokenizer: str | None = None,
     unit: str = "words",
-    **options: Any,
+    lenient: bool = False,
+    timeout: float | None = 5.0,
+    workers: int | None = None,
 ) -> list[RewardResult]:
     """Correctness scaled by a cosine of length: short right answers best, short wrong ones worst."""
     lens, u = lengths(completions, rows, tokenizer, unit)
-    correct = _correctness(completions, rows, options)
+    correct = _correctness(completions, rows, dict(lenient=lenient, timeout=timeout, workers=workers))
     out = []
     for n, ok in zip(lens, correct):
         if ok is None:
@@ -110,11 +127,13 @@ def kimi_length_reward(
     *,
     tokenizer: str | None = None,
     unit: str = "words",
-    **options: Any,
+    lenient: bool = False,
+    timeout: float | None = 5.0,
+    workers: int | None = None,
 ) -> list[RewardResult]:
     """Kimi k1.5 group length reward: shorter than the group's others is better; wrong never gains."""
     lens, u = lengths(completions, rows, tokenizer, unit)
-    correct = _correctness(completions, rows, options)
+    correct = _correctness(completions, rows, dict(lenient=lenient, timeout=timeout, workers=workers))
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         groups.setdefault(_group_key(row), []).append(i)

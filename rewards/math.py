@@ -41,6 +41,8 @@ class MathConfig:
     """Worker processes for the symbolic path (None: one per available core, at most 8)."""
     hedging_penalty: bool = True
     """Several different final answers (boxed twice, "3 or 4") score 0."""
+    gold_field: str = "answer"
+    """The row field holding the gold answer (a bare answer, a boxed solution, or GSM8K's ``#### N``)."""
 
 
 # --------------------------------------------------------------------------- extraction
@@ -549,7 +551,16 @@ def _verdict(equal: bool | None, how: str, answer: str, gold: str, details: dict
 @register("math", fields=("answer",), heavy=True, self_managed=True)
 def math_reward(completions: Sequence[str], rows: Sequence[dict], **options: Any) -> list[RewardResult]:
     """1.0 when the final answer equals the gold `answer` (extracted, normalized, symbolic if needed)."""
-    return score_math(completions, rows, **options)
+    from dataclasses import asdict
+
+    from rewards.base import RewardError
+
+    try:
+        config = MathConfig(**options)
+    except TypeError:
+        known = ", ".join(MathConfig.__dataclass_fields__)
+        raise RewardError(f"math: unknown option in {sorted(options)}; known: {known}") from None
+    return score_math(completions, rows, **asdict(config))
 
 
 def verify(gold: Any, answer: str, *, timeout: float | None = 5.0, workers: int | None = None) -> bool:

@@ -103,3 +103,14 @@ def test_cosine_bounds(n, correct):
     r = cosine_length_reward(["w " * n], [{"answer": "1", "correct": correct}], max_len=1000)[0]
     lo, hi = (0.5, 1.0) if correct else (-1.0, -0.5)
     assert lo - 1e-9 <= r.score <= hi + 1e-9 and not math.isnan(r.score)
+
+
+def test_overlong_counts_tokens_with_a_named_tokenizer(smollm2):
+    from tokenizers import Tokenizer
+
+    text = "The quick brown fox jumps over the lazy dog. " * 3
+    n = len(Tokenizer.from_file(f"{smollm2}/tokenizer.json").encode(text, add_special_tokens=False).ids)
+    rep = score("overlong", [text], [{}], options={"overlong": {"max_len": n + 1, "cache_len": 2, "tokenizer": smollm2}})
+    # one token into the 2-token cache zone: halfway to -1; a word count would say otherwise
+    assert rep.scores("overlong") == [-0.5] and f"{n} tokens" in rep.results["overlong"][0].reason
+    assert len(text.split()) != n
