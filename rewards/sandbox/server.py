@@ -154,9 +154,12 @@ class FrameReader:
             raise ValueError("frame too large")
         if len(self.buf) < 4 + n:
             return None
-        frame = json.loads(bytes(self.buf[4 : 4 + n]))
+        data = bytes(self.buf[4 : 4 + n])
         del self.buf[: 4 + n]
-        return frame
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError, MemoryError):
+            raise ValueError("malformed frame") from None
 
     def frames(self):
         out = []
@@ -616,14 +619,13 @@ def test_namespace(job, names, modules, make_function):
     modules, the setup code and the bound names. Returns (namespace, setup error or None)."""
     ns = {"__name__": "__test__", "__builtins__": builtins}
     if job.get("proxy_all"):
-        # The tests name the program's functions directly (MBPP); the modules the program
-        # imported are imported here too, fresh.
+        # The tests name the program's functions directly (MBPP), and sometimes the modules
+        # it imported (`math.isclose`): those are given here as this process's own copies,
+        # for modules already loaded (the preloaded standard library) -- a name the
+        # candidate reports is never a reason to import, and run, anything new here.
         for alias, modname in modules.items():
-            try:
-                __import__(modname)
+            if modname in sys.modules:
                 ns[alias] = sys.modules[modname]
-            except BaseException:  # noqa: B036
-                pass
         for name in names:
             ns[name] = make_function(name)
     for i, code in enumerate(job["_setup_code"]):
