@@ -283,8 +283,6 @@ class GSM8K(_LocalOrHub):
             flexible = lm_eval_gsm8k.flexible_extract(c)
             v.extra = {"strict_match": lm_eval_gsm8k.exact_match(strict, r["answer"]),
                        "flexible_extract": lm_eval_gsm8k.exact_match(flexible, r["answer"])}
-            if v.extracted is None and flexible != lm_eval_gsm8k.FALLBACK:
-                v.extracted = flexible.replace(",", "").rstrip(".")
             out.append(v)
         return out
 
