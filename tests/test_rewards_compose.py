@@ -137,3 +137,17 @@ def test_trl_adapter_from_threads():
     for t in threads:
         t.join(120)
     assert results == {2: [1.0, 0.0], 3: [1.0, 0.0], 5: [1.0, 0.0]}
+
+
+def test_front_door_and_code_reward_compose():
+    assert rewards.verify("\\frac{1}{2}", "0.5") and not rewards.verify("\\frac{1}{2^{99}}", "\\frac{1}{2^{98}}")
+    assert rewards.verify("#### 1,000", "so the answer is 1000.")
+    assert rewards.extract_answer("x \\boxed{\\frac{a}{\\sqrt{b}}} y") == "\\frac{a}{\\sqrt{b}}"
+    assert "code" in rewards.names() and "math" in rewards.names()
+    # W2's sandboxed `code` reward runs through the same composition (it manages its own workers).
+    good = "```python\ndef add(a, b):\n    return a + b\n```"
+    bad = "```python\ndef add(a, b):\n    return a - b\n```"
+    rep = score("code,format:0.1", [good, bad], [{"test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]}] * 2,
+                timeout=10)
+    assert rep.scores("code") == [1.0, 0.5]
+    assert rep.totals == [1.0, 0.5]
