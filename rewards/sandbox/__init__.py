@@ -39,7 +39,7 @@ import struct
 import subprocess
 import threading
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -127,8 +127,8 @@ def _bwrap_argv() -> list[str]:
 
 
 class Sandbox:
-    """One warm fork-server and a client for it. Thread-safe; `run` keeps `workers` jobs
-    in flight. Use `get_sandbox()` for the shared per-process instance."""
+    """One warm fork-server and a client for it. Thread-safe; the server runs
+    `config.workers` jobs at once. Use `get_sandbox()` for the shared per-process instance."""
 
     def __init__(self, config: SandboxConfig | None = None):
         self.config = config or SandboxConfig()
@@ -357,4 +357,3 @@ def capabilities(config: SandboxConfig | None = None) -> dict[str, Any]:
 
 
 __all__ = ["Sandbox", "SandboxConfig", "SandboxError", "capabilities", "get_sandbox", "run"]
-_ = (asdict, field)

@@ -44,7 +44,6 @@ the PID namespace, including daemonized ones.
 
 import builtins
 import ctypes
-import errno
 import gc
 import io
 import json
