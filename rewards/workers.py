@@ -40,7 +40,7 @@ from typing import Any, Sequence
 PIPELINE_DEPTH = 8
 # Starting a worker imports sympy/math-verify (~1 s); this much extra time is granted to
 # a worker's first item so a cold start is never mistaken for a hung item.
-STARTUP_GRACE_S = 30.0
+STARTUP_GRACE_S = 60.0
 
 
 @dataclass
