@@ -55,13 +55,15 @@ class SandboxConfig:
     timeout: float = 5.0
     """Wall-clock seconds per program run: the whole test run of a call job, each input of
     a stdio job. The server kills the job at timeout (x runs) + `grace`."""
-    memory_mb: int = 1024
-    """RLIMIT_AS of each candidate process (virtual memory), MiB."""
+    memory_mb: int = 512
+    """RLIMIT_AS of each candidate process (virtual memory), MiB. There is no cgroup here,
+    so a program's worst case is `processes` x `memory_mb` (5 GiB by default), and the
+    sandbox's is that times `workers`: keep the product well under the machine's RAM."""
     cpu_seconds: int | None = None
     """RLIMIT_CPU of each candidate process; default: ceil(timeout) + 1."""
-    processes: int = 32
-    """RLIMIT_NPROC inside a job's user namespace (fork bombs stop here). Only enforced for
-    an unprivileged uid, hence `uid`."""
+    processes: int = 10
+    """RLIMIT_NPROC inside a slot's user namespace (fork bombs stop here; the harness and
+    the candidate count too). Only enforced for an unprivileged uid, hence `uid`."""
     open_files: int = 128
     """RLIMIT_NOFILE of each candidate process."""
     file_mb: int = 16
