@@ -97,11 +97,7 @@ def extract_answer(text: str, lenient: bool = False) -> Extraction:
     tags = _ANSWER_TAG_RE.findall(text)
     if tags:
         scope = tags[-1]
-    boxes = _boxed_contents(scope)
-    if not boxes and tags:
-        boxes = _boxed_contents(text)
-        if boxes:
-            scope = text
+    boxes = _boxed_contents(scope)  # inside <answer> when there is one: boxes in the thinking do not count
     if boxes:
         return Extraction(boxes[-1].strip(), "boxed", [b.strip() for b in boxes])
     hashes = _HASHES_RE.findall(scope)

@@ -31,6 +31,7 @@ def _score(completion, gold, **kw):
         ("Thus the final answer is $\\frac{9}{4}$.", "\\frac{9}{4}", "answer is"),
         ("<think>hmm</think><answer> 42 </answer>", "42", "<answer>"),
         ("<think>\\boxed{1}</think><answer>\\boxed{2}</answer>", "2", "boxed"),
+        ("<think>\\boxed{1}</think><answer>2</answer>", "2", "<answer>"),
         ("\\boxed{}", "", "boxed"),
         ("no marked answer, maybe 7", None, "none"),
         ("truncated \\boxed{12", None, "none"),
