@@ -108,9 +108,8 @@ def run(suite_name: str | Suite, model: str, *, limit: int | None = None, sample
     t_start = time.perf_counter()
     suite = suite_name if isinstance(suite_name, Suite) else load_suite(suite_name, data_root=data_root)
     cfg = dataclasses.replace(config) if config else GenerationConfig()
-    if config is None or config.max_new_tokens == GenerationConfig.max_new_tokens:
-        if suite.max_new_tokens:
-            cfg.max_new_tokens = suite.max_new_tokens
+    if config is None and suite.max_new_tokens:
+        cfg.max_new_tokens = suite.max_new_tokens  # an explicit config's budget is the caller's choice
     cfg.stop = list(dict.fromkeys([*suite.stop, *cfg.stop]))
     rows = suite.load(limit)
     if not rows:
