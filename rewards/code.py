@@ -89,7 +89,10 @@ def _humaneval_parts(test: str, entry_point: str) -> tuple[str, tuple[tuple[str,
         raise RewardError(f"the HumanEval test does not parse: line {exc.lineno}: {exc.msg}") from None
     check = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
     whole = (test, ((f"check({entry_point})", True),))
-    if check is None:
+    params = [a.arg for a in check.args.args] if check is not None else []
+    if params != ["candidate"]:
+        # Statement-by-statement runs bind the candidate as `candidate` (HumanEval's own
+        # name); a check written otherwise runs whole, as one test.
         return whole
     lines = test.encode("utf-8").splitlines(keepends=True)
     steps = []
@@ -138,8 +141,11 @@ def build_job(completion: str, row: dict, style: str) -> tuple[dict | None, str 
         return None, "no code found"
     prompt = ""
     if style == "humaneval":
-        prompt = _code_prompt(row.get("prompt"))
         first = next((line for line in code.splitlines() if line.strip()), "")
+        raw = row.get("prompt")
+        prompt = _code_prompt(raw)
+        if not prompt and isinstance(raw, str) and first[:1] in (" ", "\t") and _compiles(raw + code):
+            prompt = raw  # a bare signature (`def f(x):`) that the completion's body completes
         glue = "" if (not prompt or first[:1] in (" ", "\t")) else "\n"
         program = prompt + glue + code
     else:

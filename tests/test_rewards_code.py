@@ -264,3 +264,14 @@ def test_assay_score_cli_with_code_reward(tmp_path, capsys, problems):
     assert [r["rewards"]["code"] for r in summary["per_row"]] == [1.0, 1.0, 1.0, 0.0]
     assert "tests passed" in summary["per_row"][0]["reasons"]["code"]
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_bare_signature_prompt_and_check_with_other_parameter_name():
+    import rewards
+
+    rows = [
+        {"prompt": "def f():\n", "test": "def check(c):\n    assert c() == 1\n", "entry_point": "f"},
+        {"prompt": "def f():\n", "test": "def check(c):\n    assert c() == 2\n", "entry_point": "f"},
+    ]
+    report = rewards.score("code", ["    return 1\n"] * 2, rows)
+    assert report.scores("code") == [1.0, 0.0], report.per_row()
