@@ -50,7 +50,7 @@ class SearchConfig:
     max_passage_chars: int = 600  # each pasted chunk is cut to this many characters
     information_template: str = "\n<information>{passages}</information>\n"  # must contain {passages}
     limit_message: str = "Search limit reached: answer now."  # pasted when the policy searches past max_turns
-    instructions: str | None = None  # prepended to every prompt's (last user) text; None = leave prompts as they are
+    instructions: str | None = None  # prepended to every prompt's (last user) text; "default" = SEARCH_INSTRUCTIONS; None = prompts as they are
 
     def __post_init__(self) -> None:
         if self.max_turns < 0:
@@ -59,6 +59,8 @@ class SearchConfig:
             raise ConfigError(f"search.top_k: must be >= 1, got {self.top_k}")
         if "{passages}" not in self.information_template:
             raise ConfigError("search.information_template: must contain {passages}")
+        if self.instructions == "default":
+            self.instructions = SEARCH_INSTRUCTIONS
         if self.mode not in ("hybrid", "bm25", "dense"):
             raise ConfigError(f"search.mode: must be hybrid, bm25 or dense, got {self.mode!r}")
 
