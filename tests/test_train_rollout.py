@@ -183,3 +183,25 @@ def test_trl_grpo_rollout_func_masks_retrieved_tokens(tiny_lm, wing_index, tmp_p
     assert calls == [1, 1, 1, 1] and contexts[0][0] == CORPUS[0]
     trainer.train()  # one real optimizer step through TRL's loss with the mask
     assert trainer.state.global_step == 1
+
+
+def test_ppo_rolls_out_with_search(wing_index, tmp_path):
+    """train_ppo(search=...) goes through the search rollout and logs its calls."""
+    from train.ppo import PPOConfig, train_ppo
+    from train.runs import RunDir
+    from train.toy import rows, toy_model
+
+    prompts = [dict(r, prompt=r["question"]) for r in rows(size=4)]
+    seen = []
+
+    def reward(completions, rs):
+        seen.extend(rs)
+        return [0.0] * len(completions)
+
+    config = PPOConfig(steps=1, batch_size=4, mini_batch_size=4, ppo_epochs=1, max_new_tokens=4, save_every=0)
+    run = RunDir(tmp_path / "run")
+    train_ppo(str(toy_model()), prompts, reward, config, run,
+              search=SearchConfig(mode="bm25", instructions="default"), search_index=wing_index)
+    record = run.metrics()[0]
+    assert record["search_calls"] == 0.0  # the toy model never learned to search ...
+    assert all(r["contexts"] == [] for r in seen)  # ... so the reward saw empty contexts, per row
