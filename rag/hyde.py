@@ -89,6 +89,17 @@ class HyDE:
         self.generated = 0  # queries the LM actually wrote for
         self.seconds = 0.0  # time spent generating
 
+    def with_config(self, **changes: Any) -> "HyDE":
+        """A HyDE with some config fields changed that shares this one's model and its
+        memo of generated passages (valid while the generation settings are unchanged)."""
+        cfg = dataclasses.replace(self.config, **changes)
+        other = HyDE(cfg, model=self._model, tokenizer=self._tokenizer)
+        gen_fields = {"model", "prompt", "system", "chat_template", "max_new_tokens", "num_passages", "do_sample",
+                      "temperature", "top_p", "repetition_penalty", "seed"}
+        if not gen_fields & set(changes):
+            other._memo = self._memo
+        return other
+
     # -- the LM -----------------------------------------------------------------------
     def _load(self):
         if self._model is None or self._tokenizer is None:

@@ -120,13 +120,22 @@ class Reranker:
         hits = list(hits)
         if not hits:
             return []
-        cfg = self.config
-        head, tail = hits[: cfg.depth], hits[cfg.depth:]
+        head = hits[: self.config.depth]
         t0 = time.perf_counter()
         raw = [float(s) for s in self.score_pairs(query, [h.chunk.text for h in head])]
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         self.pairs_scored += len(head)
+        return self.apply(hits, raw, top_n)
+
+    def apply(self, hits: Sequence[Any], raw: Sequence[float], top_n: int | None = None,
+              config: RerankConfig | None = None) -> list[Any]:
+        """The reordering `rerank` makes, given the reranker's scores `raw` of the first
+        len(raw) hits (so scores computed once can be combined in several ways)."""
+        cfg = config or self.config
+        hits = list(hits)
+        head, tail = hits[: len(raw)], hits[len(raw):]
+        raw = [float(x) for x in raw]
         final = combine_scores(raw, [float(h.score) for h in head], cfg.combine, cfg.weight, cfg.rrf_k)
         order = sorted(range(len(head)), key=lambda i: (-final[i], i))  # stable on ties
         out = []

@@ -90,3 +90,14 @@ def test_config_is_documented_and_checked():
     with pytest.raises(HyDEError, match="unknown HyDE option"):
         make_hyde(max_tokens=3)
     assert make_hyde("x", max_new_tokens=3).config.model == "x"
+
+
+def test_with_config_shares_the_model_and_the_memo(tiny):
+    model, tok = tiny
+    hyde = HyDE(HyDEConfig(max_new_tokens=4), model=model, tokenizer=tok)
+    emb = HashEmbedder()
+    hyde.query_vector("lift", emb)
+    other = hyde.with_config(query_weight=0.9)
+    other.query_vector("lift", emb)
+    assert other.generated == 0 and other.config.query_weight == 0.9
+    assert hyde.with_config(max_new_tokens=5)._memo is not hyde._memo  # other passages

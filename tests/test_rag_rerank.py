@@ -137,3 +137,12 @@ def test_cross_encoder_reranker_orders_by_the_models_scores(tiny_cross_encoder):
 def test_unknown_cross_encoder_is_a_user_error(tmp_path):
     with pytest.raises(RerankError, match="cannot load cross-encoder"):
         make_reranker("cross-encoder", str(tmp_path / "missing"))
+
+
+def test_apply_recombines_scores_computed_once(tiny_reranker):
+    hits = make_hits()
+    raw = tiny_reranker.score_pairs("wing stall", [h.chunk.text for h in hits[:4]])
+    assert [h.chunk.id for h in tiny_reranker.apply(hits, raw)] == \
+        [h.chunk.id for h in tiny_reranker.rerank("wing stall", hits)]
+    fused = tiny_reranker.apply(hits, raw, config=RerankConfig(combine="convex", weight=0.0))
+    assert [h.chunk.doc_id for h in fused] == [f"d{i}" for i in range(6)]  # first stage only
