@@ -220,3 +220,35 @@ def test_ppo_bad_input_is_a_user_error(toy_lm, tmp_path):
         train_ppo(toy_lm, [{"question": "x"}], math_reward, PPOConfig(), RunDir(tmp_path))
     with pytest.raises(PPOError, match="needs a reward"):
         train_ppo(toy_lm, lucky_rows(4), None, PPOConfig(), RunDir(tmp_path))
+
+
+def test_reward_model_score_is_used(toy_lm, tmp_path):
+    """reward_model: a sequence-classification model (as TRL's RewardTrainer saves one) scores rollouts."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from train.ppo import RewardModelScorer
+
+    tok = AutoTokenizer.from_pretrained(toy_lm)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, num_labels=1, pad_token_id=tok.pad_token_id)
+    rm_path = tmp_path / "rm"
+    LlamaForSequenceClassification(cfg).save_pretrained(rm_path)
+    tok.save_pretrained(rm_path)
+
+    scorer = RewardModelScorer(str(rm_path), "cpu")
+    scores = scorer(["Pick the lucky number:", "Pick the lucky number:"], [" 7", " 3"])
+    with torch.no_grad():
+        direct = [float(scorer.model(**tok(t, return_tensors="pt")).logits[0, 0])
+                  for t in ("Pick the lucky number: 7", "Pick the lucky number: 3")]
+    assert scores == pytest.approx(direct, abs=1e-5)
+
+    run = RunDir(tmp_path / "run")
+    config = PPOConfig(steps=1, batch_size=4, mini_batch_size=4, ppo_epochs=1, max_new_tokens=3, save_every=0,
+                       reward_model_coef=2.0)
+    train_ppo(toy_lm, lucky_rows(4), None, config, run, reward_model=str(rm_path))
+    record = run.metrics()[0]
+    completions = [s["completion"] for s in record["samples"]]
+    prompts = [s["prompt"] for s in record["samples"]]
+    expected = [2.0 * s for s in scorer(prompts, completions)]
+    assert [s["score"] for s in record["samples"]] == pytest.approx(expected, abs=1e-4)
