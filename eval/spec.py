@@ -82,6 +82,8 @@ class SuiteSpec:
     """Report accuracy per value of this field."""
     metrics: list[str] = field(default_factory=lambda: ["exact_match"])
     """Reward names and/or exact_match, f1; the first is the primary score (accuracy)."""
+    metric_options: dict[str, dict] = field(default_factory=dict)
+    """Options per reward metric, e.g. {math: {lenient: true}} (the reward's own option names)."""
     stop: list[str] = field(default_factory=list)
     """Stop strings for generation."""
     max_new_tokens: int | None = None
@@ -196,6 +198,12 @@ class SpecSuite(Suite):
         messages.append({"role": "user", "content": self._user_text(row)})
         return messages
 
+    def scoring_identity(self) -> str:
+        import json
+
+        spec = self.spec
+        return json.dumps([spec.type, spec.metrics, spec.metric_options, spec.answer_field], sort_keys=True, default=str)
+
     def score_fields(self, row: dict) -> tuple:
         return tuple(sorted((k, v) for k, v in row.items() if not k.startswith("_")))
 
@@ -219,7 +227,7 @@ class SpecSuite(Suite):
                 for rr, g in zip(reward_rows, golds):
                     rr["answer"] = g[0]
                 try:
-                    per_metric[m] = reward_scores(m, completions, reward_rows)
+                    per_metric[m] = reward_scores(m, completions, reward_rows, spec.metric_options.get(m))
                 except Exception as exc:  # noqa: BLE001
                     if spec.type == "rag_qa" and m == "grounding" and getattr(exc, "user_error", False):
                         per_metric[m] = [Scored(None, f"grounding unavailable: {exc}") for _ in completions]

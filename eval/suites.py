@@ -47,8 +47,10 @@ def score_key_fields(row: dict, fields: Sequence[str]) -> dict:
     return {f: row.get(f) for f in fields}
 
 
-def reward_scores(name: str, completions: Sequence[str], rows: Sequence[dict]) -> list[Scored]:
+def reward_scores(name: str, completions: Sequence[str], rows: Sequence[dict],
+                  options: dict | None = None) -> list[Scored]:
     """Score with a registered reward (`rewards.base.get(name).fn`), keeping its reasons.
+    `options` are the reward's own keyword options (e.g. math's `lenient`).
 
     Caching happens one level up (`Suite.score_cached`), over the suite's whole verdict.
     """
@@ -60,7 +62,7 @@ def reward_scores(name: str, completions: Sequence[str], rows: Sequence[dict]) -
     missing = [f for f in spec.fields if f not in rows[0]]
     if missing:
         raise SuiteError(f"reward {name!r} needs row field {missing[0]!r}")
-    results = spec.fn(list(completions), list(rows))
+    results = spec.fn(list(completions), list(rows), **(options or {}))
     check_lengths(name, completions, results)
     out = []
     for res in results:
@@ -163,6 +165,11 @@ class Suite:
         """The row values a score depends on (part of the score cache key)."""
         return tuple(row.get(f) for f in self.fields)
 
+    def scoring_identity(self) -> str:
+        """What, besides the code, decides a verdict (a custom suite's metrics and options):
+        part of the score-cache key, so editing a suite never serves stale scores."""
+        return ""
+
     def score_cached(self, completions: Sequence[str], rows: Sequence[dict], cache=None) -> list[Scored]:
         """`score`, served from and written to the score cache (one row per verdict)."""
         if cache is None:
@@ -170,7 +177,8 @@ class Suite:
         import hashlib
         import json
 
-        base = hashlib.blake2b(f"{self.name}\x00{scorer_version()}\x00".encode(), digest_size=20)
+        base = hashlib.blake2b(f"{self.name}\x00{scorer_version()}\x00{self.scoring_identity()}\x00".encode(),
+                               digest_size=20)
         keys = []
         for c, r in zip(completions, rows):
             h = base.copy()

@@ -49,3 +49,18 @@ def test_hub_spec_is_accepted_without_a_local_file(tmp_path):
     suite = load_suite(write(tmp_path, "hub: {id: openai/gsm8k, split: test, config: main}\nanswer_field: answer\n"
                              "prompt: {template: '{question}'}\n", ""))
     assert suite.source() == "hub:openai/gsm8k"
+
+
+def test_metric_options_reach_the_reward_and_the_score_cache_key(tmp_path):
+    from eval.cache import Cache
+    from eval.spec import load_spec_suite
+
+    (tmp_path / "d.jsonl").write_text('{"q": "2+2", "answer": "4"}\n')
+    spec = tmp_path / "s.yaml"
+    spec.write_text("data: d.jsonl\nprompt: {template: '{q}'}\nmetrics: [math]\n")
+    cache = Cache(tmp_path / "cache.sqlite")
+    strict = load_spec_suite(str(spec)).score_cached(["4"], [{"q": "2+2", "answer": "4"}], cache)
+    assert strict[0].score == 0.0  # a bare number is no marked answer for strict math
+    spec.write_text("data: d.jsonl\nprompt: {template: '{q}'}\nmetrics: [math]\nmetric_options: {math: {lenient: true}}\n")
+    lenient = load_spec_suite(str(spec)).score_cached(["4"], [{"q": "2+2", "answer": "4"}], cache)
+    assert lenient[0].score == 1.0  # not the cached strict verdict
