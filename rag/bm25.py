@@ -46,6 +46,8 @@ may might must also etc s t d ll m o re ve y
 """.split())
 
 _TOKEN_RE = re.compile(r"\w+(?:'\w+)?", re.UNICODE)
+_SEP_WORD = "qqqsepqqq"  # lower-case, matched whole by _TOKEN_RE
+_QUERY_SEP = f" {_SEP_WORD} "
 
 
 @dataclass
@@ -162,6 +164,7 @@ class BM25Index:
                     tids[i] = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
         counts = Counter(tids)
         counts.pop(-1, None)
+        counts.pop(-2, None)  # the batch separator word, if a query happens to contain it
         return counts
 
     def scores(self, query: str) -> np.ndarray:
@@ -193,18 +196,51 @@ class BM25Index:
     def _search_block(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
         from scipy.sparse import csr_matrix
 
-        n = self.n_docs
+        n, nq, nv = self.n_docs, len(queries), len(self.vocab)
+        # Tokenize the whole block in one regex pass and one dict lookup pass: a separator
+        # word between queries (the regex keeps it, nothing else produces it) marks where
+        # each query ends, so no Python code runs per query or per word.
+        joined = _QUERY_SEP.join(queries).lower()
+        if joined.count(_SEP_WORD) != nq - 1:  # a query contains the separator word itself
+            return [r for q in queries for r in self._search_block_each([q], k)]
+        words = _TOKEN_RE.findall(joined)
+        cache = self._word_ids
+        cache[_SEP_WORD] = -2
+        tids = list(map(cache.get, words))
+        if None in tids:
+            for i, w in enumerate(words):
+                if tids[i] is None:
+                    terms = self.tokenizer(w)
+                    tids[i] = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
+        t = np.asarray(tids, dtype=np.int64)
+        qidx = np.cumsum(t == -2)  # query number of every word
+        keep = t >= 0
+        keys, counts = np.unique(qidx[keep] * nv + t[keep], return_counts=True)
+        if len(keys) == 0:
+            return [[] for _ in queries]
+        # (query, term) -> count as a CSR matrix; np.unique sorted it by query, then term
+        rows_q = keys // nv
+        indptr = np.searchsorted(rows_q, np.arange(nq + 1))
+        qm = csr_matrix((counts.astype(np.float64), keys % nv, indptr), shape=(nq, nv))
+        return self._top_k(qm, k)
+
+    def _search_block_each(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
+        from scipy.sparse import csr_matrix
+
         indptr, indices, data = [0], [], []
         for q in queries:
             counts = self._term_counts(q)
             indices.extend(counts.keys())
             data.extend(counts.values())
             indptr.append(len(indices))
-        nq = len(queries)
         if not indices:
             return [[] for _ in queries]
         qm = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64),
-                         np.asarray(indptr, dtype=np.int64)), shape=(nq, len(self.vocab)))
+                         np.asarray(indptr, dtype=np.int64)), shape=(len(queries), len(self.vocab)))
+        return self._top_k(qm, k)
+
+    def _top_k(self, qm, k: int) -> list[list[tuple[int, float]]]:
+        n, nq = self.n_docs, qm.shape[0]
         rows = self._dense_rows()
         # (queries x terms) @ (terms x docs): sparse @ dense adds a few dense rows per query
         scores = qm @ rows if rows is not None else (qm @ self.term_matrix).toarray()
@@ -212,7 +248,7 @@ class BM25Index:
         # whose terms all have idf 0 scores 0 too; rank-bm25 would rank it among them)
         scores[scores == 0] = -np.inf
         kk = min(k, n)
-        cand = (np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n
+        cand = (np.argpartition(scores, n - kk, axis=1)[:, n - kk:] if kk < n
                 else np.broadcast_to(np.arange(n), (nq, n)).copy())
         vals = np.take_along_axis(scores, cand, axis=1)
         order = np.lexsort((cand, -vals), axis=1)  # score desc, then position asc

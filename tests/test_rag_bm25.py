@@ -33,6 +33,13 @@ def test_scores_and_ranking_match_rank_bm25_on_cranfield(cranfield):
         top = np.argsort(-expected, kind="stable")[:10]
         assert [p for p, _ in hits] == [int(i) for i in top if expected[i] != 0][: len(hits)]
         assert hits == ours.search(q, k=10)
+    # a query holding the batch separator word itself still gets its own results
+    from rag.bm25 import _SEP_WORD
+
+    odd = [queries[0], f"{queries[1]} {_SEP_WORD}", queries[2]]
+    got = ours.search_many(odd, k=10)
+    assert [[p for p, _ in r] for r in got] == [[p for p, _ in r] for r in results[:3]]
+    np.testing.assert_allclose([s for r in got for _, s in r], [s for r in results[:3] for _, s in r], rtol=1e-12)
     # large corpora take the sparse-only path: same results
     sparse = BM25Index().fit_tokens(corpus)
     sparse.DENSE_ROWS_LIMIT = 0
