@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Hugging Face's own bars ("Loading weights", downloads) say nothing to an assay user;
+    # assay draws its own progress bars for long work.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
