@@ -82,3 +82,17 @@ def test_user_errors(collection, tmp_path, capsys):
     (bad / "qrels" / "test.tsv").write_text("q\t1\t1\n")
     assert main(["eval", "retrieval", "--data", str(bad)]) == 2
     assert "corpus.jsonl:2" in capsys.readouterr().err
+
+
+def test_documents_rank_by_their_best_chunk_and_latency_stats():
+    from types import SimpleNamespace as NS
+
+    from eval.ir_eval import format_table, hits_to_docs, latency_stats
+
+    hits = [NS(rank=r, chunk=NS(doc_id=d)) for r, d in [(3, "b"), (1, "a"), (2, "a"), (4, "c"), (5, "b")]]
+    assert hits_to_docs(hits, 10) == ["a", "b", "c"]
+    assert hits_to_docs(hits, 2) == ["a", "b"]
+    s = latency_stats([10.0, 20.0, 30.0, 40.0])
+    assert s["latency_p50_ms"] == 25.0 and s["qps"] == pytest.approx(4 / 0.1)
+    table = format_table({"bm25": {"ndcg@10": 0.5, "qps": 10.0, "n_queries": 3}})
+    assert "bm25" in table and "0.5000" in table and "-" in table
