@@ -86,8 +86,11 @@ def _text(x: Any) -> Any:
 
 class AssayCallback(TrainerCallback):
     def __init__(self, run: RunDir, *, recorder: RewardRecorder | None = None, samples: int = 4,
-                 staging: Path | None = None, keep: int | None = None):
+                 staging: Path | None = None, keep: int | None = None, time_limit: float | None = None):
         self.run = run
+        self.time_limit = time_limit  # seconds
+        self.timed_out = False
+        self._t_train = time.perf_counter()
         self.recorder = recorder
         self.samples = samples
         self.staging = staging
@@ -98,6 +101,9 @@ class AssayCallback(TrainerCallback):
         self.summary: dict[str, Any] = {}
 
     # -- timing
+    def on_train_begin(self, args, state, control, **kw):
+        self._t_train = time.perf_counter()
+
     def on_step_begin(self, args, state, control, **kw):
         self._t_step = time.perf_counter()
 
@@ -105,7 +111,9 @@ class AssayCallback(TrainerCallback):
         if self._t_step is not None:
             self._step_seconds.append(time.perf_counter() - self._t_step)
             self._t_step = None
-        if self.stop_requested:
+        if self.time_limit is not None and time.perf_counter() - self._t_train > self.time_limit:
+            self.timed_out = True
+        if self.stop_requested or self.timed_out:
             control.should_save = True
             control.should_training_stop = True
         return control
@@ -163,7 +171,7 @@ class AssayCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kw):
         self.summary = {"global_step": state.global_step, "max_steps": state.max_steps,
-                        "interrupted": self.stop_requested}
+                        "interrupted": self.stop_requested, "time_limit_reached": self.timed_out}
 
 
 @contextmanager

@@ -133,6 +133,8 @@ class RunConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     eval: EvalSettings = field(default_factory=EvalSettings)
     seed: int = 0
+    time_limit_minutes: float | None = None
+    """Stop (saving a checkpoint, then evaluating as usual) once training has run this long."""
     reward_model: str | None = None
     """PPO: a sequence-classification reward model whose score is added to the rewards."""
     sft: dict[str, Any] = field(default_factory=dict)
@@ -176,8 +178,16 @@ def check_section(trainer: str, section: dict[str, Any], where: str) -> dict[str
             close = difflib.get_close_matches(str(key), sorted(fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r} for {cls.__name__}{hint}")
+        if isinstance(value, bool) and not _allows_bool(hints[key]):
+            value = "yes" if value else "no"  # YAML 1.1 reads `save_strategy: no` as false
         out[key] = _check(value, hints[key], f"{where}.{key}")
     return out
+
+
+def _allows_bool(tp: Any) -> bool:
+    if tp is bool or tp is Any:
+        return True
+    return any(_allows_bool(a) for a in typing.get_args(tp))
 
 
 def load_run_config(trainer: str, source: str | Path | dict | None, overrides: list[str] | None = None) -> RunConfig:

@@ -119,7 +119,8 @@ def trl_args(trainer: str, cfg: RunConfig, staging: Path, run: RunDir, *, has_ev
     kw.setdefault("save_strategy", "steps")
     kw.setdefault("save_steps", 50)
     kw.setdefault("save_total_limit", 2)
-    kw.setdefault("gradient_checkpointing", device != "cpu")  # on a CPU it costs time and saves little
+    if "gradient_checkpointing" not in kw and "activation_checkpointing" not in kw:
+        kw["activation_checkpointing"] = device != "cpu"  # on a CPU it costs time and saves little
     if has_eval and trainer in ("dpo", "reward", "sft"):
         kw.setdefault("eval_strategy", "steps")
         kw.setdefault("eval_steps", kw.get("save_steps", 50))
@@ -181,10 +182,15 @@ def evaluate(model, tok, rows: list[dict], cfg: RunConfig) -> dict[str, Any]:
 def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
     rows = [r for r in run.metrics() if not any(k.startswith("eval_") for k in r)]
     out: dict[str, Any] = {"logged_steps": len(rows)}
-    secs = [r["step_seconds"] for r in rows if isinstance(r.get("step_seconds"), (int, float))]
+
+    def series(*names: str) -> list[float]:  # TRL runs log step_seconds/peak_mem_mb, train.ppo step_time/peak_memory_mb
+        return [v for r in rows for v in [next((r[n] for n in names if isinstance(r.get(n), (int, float))), None)]
+                if v is not None]
+
+    secs = series("step_seconds", "step_time")
     if secs:
         out["seconds_per_step"] = round(sum(secs) / len(secs), 4)
-    mem = [r["peak_mem_mb"] for r in rows if isinstance(r.get("peak_mem_mb"), (int, float))]
+    mem = series("peak_mem_mb", "peak_memory_mb")
     if mem:
         out["peak_mem_mb"] = max(mem)
     key = "reward" if trainer in RL_TRAINERS else "loss"
@@ -193,7 +199,10 @@ def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
         n = min(10, len(vals))
         out[f"{key}_first10"] = sum(vals[:n]) / n
         out[f"{key}_last10"] = sum(vals[-n:]) / n
-    share = [r["reward_share"] for r in rows if isinstance(r.get("reward_share"), (int, float))]
+    share = series("reward_share")
+    if not share:
+        share = [r["reward_time"] / r["step_time"] for r in rows
+                 if isinstance(r.get("reward_time"), (int, float)) and r.get("step_time")]
     if share:
         out["reward_share"] = round(sum(share) / len(share), 4)
     return out
@@ -201,8 +210,9 @@ def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ runs
 def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path | None = None,
-        overrides: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train; return the summary (also written to OUT/summary.json)."""
+        overrides: list[str] | None = None, resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
+    """Train; return the summary (also written to OUT/summary.json). `callbacks`: extra
+    transformers TrainerCallbacks for the TRL trainers."""
     cfg = config if isinstance(config, RunConfig) else load_run_config(trainer, config, overrides)
     out = Path(out) if out else default_out(trainer, config if not isinstance(config, (dict, RunConfig)) else None)
     if resume and not (out / "config.yaml").exists():
@@ -213,7 +223,7 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
     if trainer == "ppo":
         summary = _run_ppo(cfg, run_dir, resume=resume)
     else:
-        summary = _run_trl(trainer, cfg, run_dir, resume=resume)
+        summary = _run_trl(trainer, cfg, run_dir, resume=resume, callbacks=callbacks or [])
     summary = {"trainer": trainer, "out": str(run_dir.path), "wall_seconds": round(time.perf_counter() - t0, 2),
                **summary, **_curve_summary(run_dir, trainer)}
     if cfg.logging.plot:
@@ -282,7 +292,7 @@ def _resume_point(run: RunDir, resume: bool) -> str | None:
     return str(last)
 
 
-def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool) -> dict[str, Any]:
+def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbacks: list) -> dict[str, Any]:
     from train import data
     from train.callbacks import AssayCallback, RewardRecorder, graceful_sigint
 
@@ -294,7 +304,8 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool) -> dict
     peft = lora_config(cfg, task_type="SEQ_CLS" if trainer == "reward" else "CAUSAL_LM")
     recorder = RewardRecorder() if trainer == "grpo" else None
     callback = AssayCallback(run, recorder=recorder, samples=cfg.logging.samples, staging=staging,
-                             keep=args.save_total_limit)
+                             keep=args.save_total_limit,
+                             time_limit=cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else None)
     summary: dict[str, Any] = {}
     resume_from = _resume_point(run, resume)
 
@@ -306,7 +317,7 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool) -> dict
             atomic_write_json(before_path, evaluate(model, tok, eval_rows, cfg))
 
     common = dict(args=args, train_dataset=to_dataset(train_rows), processing_class=tok, peft_config=peft,
-                  callbacks=[callback])
+                  callbacks=[callback, *callbacks])
     if trainer == "grpo":
         import trl
 
