@@ -180,12 +180,20 @@ def evaluate(model, tok, rows: list[dict], cfg: RunConfig) -> dict[str, Any]:
 
 
 def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
-    rows = [r for r in run.metrics() if not any(k.startswith("eval_") for k in r)]
+    # training steps only: not evaluations, nor TRL's end-of-training record (train_runtime, ...)
+    rows = [r for r in run.metrics() if "train_runtime" not in r and not any(k.startswith("eval_") for k in r)]
     out: dict[str, Any] = {"logged_steps": len(rows)}
 
-    def series(*names: str) -> list[float]:  # TRL runs log step_seconds/peak_mem_mb, train.ppo step_time/peak_memory_mb
-        return [v for r in rows for v in [next((r[n] for n in names if isinstance(r.get(n), (int, float))), None)]
-                if v is not None]
+    def series(*names: str) -> list[float]:
+        """Per record, the first of `names` it has (TRL runs log step_seconds/peak_mem_mb, train.ppo
+        step_time/peak_memory_mb)."""
+        values = []
+        for r in rows:
+            for n in names:
+                if isinstance(r.get(n), (int, float)):
+                    values.append(r[n])
+                    break
+        return values
 
     secs = series("step_seconds", "step_time")
     if secs:
