@@ -65,11 +65,14 @@ class RerankConfig:
     """Passages are cut to this many tokens of the model's tokenizer before scoring."""
     max_length: int = 512
     """Cross-encoder: maximum tokens of query + passage."""
-    combine: Literal["replace", "rrf", "convex"] = "replace"
+    combine: Literal["replace", "rrf", "convex"] | None = None
     """How the reranker's score meets the first stage: replace it, RRF of the two ranks, or
-    a convex mix of min-max-normalized scores."""
-    weight: float = 0.5
-    """combine="rrf"/"convex": the reranker's weight in [0, 1]; the first stage gets 1 - weight."""
+    a convex mix of min-max-normalized scores. None = per kind: "replace" for a
+    cross-encoder; "convex" for the LLM judge, whose score alone hurt nDCG@10 on Cranfield
+    (bench/retrieval.py: convex with weight 0.2 was the least harmful setting on dev)."""
+    weight: float | None = None
+    """combine="rrf"/"convex": the reranker's weight in [0, 1]; the first stage gets
+    1 - weight. None = 0.2 for the LLM judge, 0.5 otherwise."""
     rrf_k: int = 60
     """combine="rrf": the k in 1 / (k + rank)."""
     prompt: str = LLM_PROMPT
@@ -85,6 +88,10 @@ class RerankConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("llm", "cross-encoder"):
             raise RerankError(f"unknown reranker kind {self.kind!r}; use 'llm' or 'cross-encoder'")
+        if self.combine is None:
+            self.combine = "convex" if self.kind == "llm" else "replace"
+        if self.weight is None:
+            self.weight = 0.2 if self.kind == "llm" else 0.5
         if self.combine not in ("replace", "rrf", "convex"):
             raise RerankError(f"unknown combine {self.combine!r}; use 'replace', 'rrf' or 'convex'")
         if self.depth < 1 or self.batch_size < 1:

@@ -47,6 +47,8 @@ def test_config_and_factory_errors():
         RerankConfig(kind="bm25")
     with pytest.raises(RerankError, match="weight"):
         RerankConfig(weight=2.0)
+    assert (RerankConfig().combine, RerankConfig().weight) == ("convex", 0.2)  # measured: see bench
+    assert (RerankConfig(kind="cross-encoder").combine, RerankConfig(kind="cross-encoder").weight) == ("replace", 0.5)
     with pytest.raises(RerankError, match="unknown reranker option"):
         make_reranker("llm", deepth=3)
 
