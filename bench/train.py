@@ -122,7 +122,7 @@ def report(r: dict) -> str:
         lines += ["## Seconds per step and peak memory (SmolLM2-135M-Instruct + LoRA r=16, CPU)", "",
                   "| trainer | steps | s/step | peak MB | process wall s | process CPU s |", "|---|---|---|---|---|---|"]
         for name, s in rows.items():
-            lines.append(f"| {name} | {s.get('global_step', s.get('steps'))} | {s.get('seconds_per_step')} | {s.get('peak_mem_mb')} "
+            lines.append(f"| {name} | {s.get('global_step', s.get('steps'))} | {s.get('seconds_per_step')} | {s.get('peak_mem_mb') and round(s['peak_mem_mb'])} "
                          f"| {s.get('process_wall_seconds')} | {s.get('process_cpu_seconds')} |")
     return "\n".join(lines) + "\n"
 

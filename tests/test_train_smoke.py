@@ -76,7 +76,7 @@ def test_reward_model_learns_the_pairs(tmp_path):
 
 def test_sft_trains_resumes_and_metrics_stay_consistent(tmp_path):
     out = tmp_path / "sft"
-    sets = ["sft.max_steps=4", "sft.save_steps=2", "sft.eval_steps=100", "data.eval_size=0", "logging.plot=false"]
+    sets = ["sft.max_steps=4", "sft.save_steps=2", "data.eval_size=0", "logging.plot=false"]
     first = run("sft", CONFIGS / "sft-smoke.yaml", out=out, overrides=sets)
     losses = [r["loss"] for r in _metrics(out) if "loss" in r]
     assert first["global_step"] == 4 and losses[-1] < losses[0]
