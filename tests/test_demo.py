@@ -17,7 +17,7 @@ def test_demo_quick_end_to_end(tmp_path, repo_root):
     assert all(h["doc_id"] and h["end"] > h["start"] for a in answers for h in a["hits"])
 
     table = steps["retrieval"]["configurations"]
-    assert {"bm25", "dense", "hybrid", "hybrid+rerank", "hybrid+hyde"} <= set(table)
+    assert {"bm25", "dense", "hybrid", "rank-bm25"} <= set(table)  # rerank/HyDE: the full demo
     assert table["hybrid"]["ndcg@10"] > 0.5
 
     rows = steps["rewards"]["rows"]
