@@ -171,3 +171,10 @@ def test_cli_config_error_is_one_line_exit_2(tmp_path, capsys):
     assert main(["train", "grpo", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "unknown key 'num_generatoins'" in err and "num_generations" in err and "Traceback" not in err
+
+
+def test_dataset_accepts_a_field_that_is_a_list_in_some_rows_only():
+    from train.data import to_dataset
+
+    ds = to_dataset([{"q": "a", "answer": "Mercury"}, {"q": "b", "answer": ["Tim Berners-Lee", "Berners-Lee"]}])
+    assert ds[0]["answer"] == ["Mercury"] and ds[1]["answer"] == ["Tim Berners-Lee", "Berners-Lee"]

@@ -230,4 +230,16 @@ def to_dataset(rows: list[dict]):
     """A datasets.Dataset; non-scalar gold fields (lists, dicts) are kept as JSON-able values."""
     import datasets
 
-    return datasets.Dataset.from_list(rows)
+    return datasets.Dataset.from_list(uniform_columns(rows))
+
+
+def uniform_columns(rows: list[dict]) -> list[dict]:
+    """Arrow wants one type per column: where a field is a list in some rows and a scalar in
+    others (one gold answer here, several acceptable ones there), the scalars become
+    one-item lists."""
+    listy = {k for r in rows for k, v in r.items() if isinstance(v, list)}
+    mixed = {k for k in listy if any(r.get(k) is not None and not isinstance(r[k], list) for r in rows)}
+    if not mixed:
+        return rows
+    return [{k: [v] if k in mixed and v is not None and not isinstance(v, list) else v for k, v in r.items()}
+            for r in rows]
