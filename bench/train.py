@@ -87,7 +87,7 @@ def main() -> int:
             grpo, _ = assay_train("grpo", REPO / "data/configs/grpo-smollm2-arith.yaml", out / "grpo",
                                   [f"time_limit_minutes={args.minutes}"], log)
             results["grpo"] = grpo
-            print(json.dumps({k: grpo.get(k) for k in ("heldout_reward_before", "heldout_reward_after", "global_step",
+            print(json.dumps({k: grpo.get(k) for k in ("heldout_before", "heldout_after", "global_step",
                                                          "seconds_per_step", "reward_share", "peak_mem_mb")}), flush=True)
         if not args.skip_others:
             speed = {}
@@ -109,7 +109,9 @@ def report(r: dict) -> str:
     g = r.get("grpo")
     if g:
         lines += ["## GRPO + LoRA, reasoning-gym basic_arithmetic (held-out: 40 questions, greedy, 16 new tokens)", "",
-                  f"- accuracy before: {g.get('heldout_reward_before')}", f"- accuracy after: {g.get('heldout_reward_after')}",
+                  f"- accuracy (math reward) before: {(g.get('heldout_before') or {}).get('rewards/math')}",
+                  f"- accuracy (math reward) after: {(g.get('heldout_after') or {}).get('rewards/math')}",
+                  f"- weighted held-out reward before/after: {g.get('heldout_reward_before')} / {g.get('heldout_reward_after')}",
                   f"- steps: {g.get('global_step')} (time limit reached: {g.get('time_limit_reached')})",
                   f"- train reward, first 10 steps: {g.get('reward_first10')}; last 10: {g.get('reward_last10')}",
                   f"- seconds per step: {g.get('seconds_per_step')}; reward scoring share of step time: {g.get('reward_share')}",

@@ -377,6 +377,9 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
         before = json.loads((run.path / "eval_before.json").read_text()) if (run.path / "eval_before.json").exists() else None
         summary["heldout_reward_before"] = before["reward"] if before else None
         summary["heldout_reward_after"] = after["reward"]
+        for label, ev in (("before", before), ("after", after)):  # per reward: math is the accuracy
+            if ev:
+                summary[f"heldout_{label}"] = {k: v for k, v in ev.items() if k.startswith("rewards/")}
     return summary
 
 
