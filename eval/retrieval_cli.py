@@ -46,7 +46,10 @@ def register(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap for a new index")
     p.add_argument("--fusion", choices=("rrf", "convex"), default=None, help="hybrid fusion method (default: the index's)")
     p.add_argument("--rrf-k", type=int, default=None, help="RRF constant k")
+    p.add_argument("--normalization", choices=("minmax", "zscore"), default=None,
+                   help="score normalization for --fusion convex")
     p.add_argument("--weights", default=None, metavar="bm25=W,dense=W", help="hybrid fusion weights")
+    p.add_argument("--depth", type=int, default=None, metavar="N", help="candidates per retriever fed into fusion")
     p.add_argument("--compare", action="store_true",
                    help="run BM25, dense, hybrid and the rank-bm25 reference (and rerank/HyDE when asked) side by side")
     p.add_argument("--per-query", metavar="FILE", default=None, help="also write per-query metrics as JSONL")
@@ -60,7 +63,7 @@ class RetrievalCliError(ValueError):
 
 
 def _fusion(args, index):
-    if args.fusion is None and args.rrf_k is None and args.weights is None:
+    if all(v is None for v in (args.fusion, args.rrf_k, args.weights, args.normalization, args.depth)):
         return None
     import dataclasses
 
@@ -70,6 +73,10 @@ def _fusion(args, index):
         changes["method"] = args.fusion
     if args.rrf_k is not None:
         changes["rrf_k"] = args.rrf_k
+    if args.normalization is not None:
+        changes["normalization"] = args.normalization
+    if args.depth is not None:
+        changes["depth"] = {name: args.depth for name in base.depth}
     if args.weights is not None:
         weights = dict(base.weights)
         for part in args.weights.split(","):

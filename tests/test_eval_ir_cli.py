@@ -47,6 +47,11 @@ def test_json_has_the_metric_keys_and_the_index_is_reused(collection, tmp_path, 
                  "--limit", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_queries"] == 2
     assert (idx / "manifest.json").read_text() == manifest
+    assert main(["eval", "retrieval", "--data", str(collection), "--index", str(idx), "--fusion", "convex",
+                 "--normalization", "zscore", "--weights", "bm25=0.5,dense=0.5", "--depth", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["recall@100"] == 1.0
+    assert main(["eval", "retrieval", "--data", str(collection), "--index", str(idx), "--weights", "bm25"]) == 2
+    assert "--weights" in capsys.readouterr().err
 
 
 def test_compare_runs_all_configurations_side_by_side(collection, tmp_path, capsys, monkeypatch):
