@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--model", default=None, help="model name/path (model.name)")
     pr.add_argument("--data", default=None, help="data source (data.source), e.g. gsm8k, reasoning_gym:basic_arithmetic")
     pr.add_argument("--limit", type=int, default=None, help="use at most N prompts")
-    pr.add_argument("--rewards", default=None, help='reward spec, e.g. "math,format:0.2"')
+    pr.add_argument("--rewards", default=None, help='reward spec, e.g. "math,format:0.2" (default: the config\'s, else math)')
     pr.add_argument("--k", type=int, default=4, help="completions per prompt (default 4)")
     pr.add_argument("--temperature", type=float, default=0.8)
     pr.add_argument("--max-new-tokens", type=int, default=256)
@@ -114,10 +114,10 @@ def _run_prefs(args: argparse.Namespace) -> int:
     if args.limit is not None:
         overrides.append(f"data.limit={args.limit}")
     cfg = load_config(RunConfig, args.config, overrides)
-    if args.rewards:
+    if args.rewards or not cfg.rewards:
         from train.config import RewardConfig
 
-        cfg.rewards = [RewardConfig(name=n, weight=w) for n, w in parse_spec(args.rewards)]
+        cfg.rewards = [RewardConfig(name=n, weight=w) for n, w in parse_spec(args.rewards or "math")]
     opts = PrefsOptions(k=args.k, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                         threshold=args.threshold, pairs_per_prompt=args.pairs_per_prompt,
                         batch_size=args.batch_size, seed=args.seed)
