@@ -59,9 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--chunkings", default="1000:200,5000:0",
                    help="candidate chunkings size:overlap (chars); the first must be the IndexConfig default")
     p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--lm-queries", type=int, default=40, help="queries per half for the LLM reranker and HyDE")
+    p.add_argument("--lm-queries", type=int, default=30, help="queries per half for the LLM reranker and HyDE")
     p.add_argument("--rerank-depth", type=int, default=10)
-    p.add_argument("--rerank-passage-tokens", type=int, default=160)
+    p.add_argument("--rerank-passage-tokens", type=int, default=128)
     p.add_argument("--no-rerank", action="store_true")
     p.add_argument("--no-hyde", action="store_true")
     p.add_argument("--no-cross-encoder", action="store_true")
