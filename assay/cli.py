@@ -118,3 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"assay {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+if __name__ == "__main__":  # `python -m assay.cli ...`, e.g. under `accelerate launch -m assay.cli`
+    raise SystemExit(main())

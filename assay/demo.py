@@ -209,6 +209,8 @@ def _heldout_suite(demo: Demo) -> Path:
     """A small held-out benchmark for the trained task, as an `assay eval` YAML suite."""
     import yaml
 
+    from train.config import load_run_config
+
     folder = demo.out / "eval"
     if demo.quick:
         from train.toy import rows as toy_rows
@@ -220,14 +222,16 @@ def _heldout_suite(demo: Demo) -> Path:
     else:
         import reasoning_gym
 
-        data = reasoning_gym.create_dataset("basic_arithmetic", size=40, seed=4242, min_terms=2, max_terms=2,
-                                            min_digits=1, max_digits=2)
+        # The training config's task settings, a seed of its own: held out, same difficulty.
+        options = dict(load_run_config("grpo", REPO_ROOT / FULL_TRAIN[0]).data.options)
+        options.update(size=40, seed=4242)
+        data = reasoning_gym.create_dataset("basic_arithmetic", **options)
         rows = [{"question": x["question"], "answer": x["answer"]} for x in data]
         spec = {"name": "arithmetic-heldout", "description": "held-out reasoning-gym basic_arithmetic",
                 "data": "heldout.jsonl",
                 "prompt": {"style": "chat", "template": "{question}",
                            "system": "You are a calculator. Reply with the result only."},
-                "metrics": ["math"], "metric_options": {"math": {"lenient": True}}, "max_new_tokens": 32}
+                "metrics": ["math"], "metric_options": {"math": {"lenient": True}}, "max_new_tokens": 16}
     atomic_write_text(folder / "heldout.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(folder / "suite.yaml", yaml.safe_dump(spec, sort_keys=False))
     return folder / "suite.yaml"
