@@ -499,3 +499,41 @@ def test_no_test_code_from_the_previous_job_in_a_candidates_memory():
     results = code(["def solve(x):\n    return x * x\n", peek, peek], [row, row, row], sandbox=cfg)
     assert results[0].score == 1.0
     assert [r.score for r in results[1:]] == [0.0, 0.0], [r.reason for r in results]
+
+
+RAW_MEMORY_SCAN = """
+import ctypes, re
+def solve(x):
+    # Not the live objects (see peek_tests_in_memory) but every byte of the process's
+    # writable memory, freed blocks included: what a fork of the harness would inherit.
+    pat = re.compile(rb"candidate\\(%d\\) == (\\d+)" % x)
+    with open("/proc/self/maps") as f:
+        regions = [line.split() for line in f]
+    for r in regions:
+        if len(r) < 2 or not r[1].startswith("rw") or (len(r) > 5 and r[5].startswith("[v")):
+            continue
+        lo, hi = (int(v, 16) for v in r[0].split("-"))
+        if hi - lo > (256 << 20):
+            continue
+        m = pat.search(ctypes.string_at(lo, hi - lo))
+        if m:
+            return int(m.group(1))
+    return -1
+"""
+
+
+def test_no_bytes_of_the_previous_jobs_tests_in_a_candidates_memory():
+    # One slot: the scanning programs run right after a job with the same tests, in the
+    # same slot. Candidates are forked by a process that never held a job, so not even
+    # freed memory holds the expected values. (The scanner does find them when they are
+    # there: test_raw_memory_scanner_finds_what_is_there.)
+    cfg = sandbox.SandboxConfig(timeout=TIMEOUT, workers=1)
+    results = code(["def solve(x):\n    return x * x\n", RAW_MEMORY_SCAN, RAW_MEMORY_SCAN], [ROW] * 3, sandbox=cfg)
+    assert results[0].score == 1.0
+    assert [r.score for r in results[1:]] == [0.0, 0.0], [r.reason for r in results]
+
+
+def test_raw_memory_scanner_finds_what_is_there():
+    planted = "PLANTED = [''.join(['candi', 'date(%d) == %d ' % (x, x * x)]) for x in (2, 3, 12)]\n"
+    [r] = code([planted + RAW_MEMORY_SCAN], [ROW], sandbox=sandbox.SandboxConfig(timeout=TIMEOUT, workers=1))
+    assert r.score == 1.0, r.reason

@@ -23,9 +23,11 @@ Every result also has ``killed`` (the server's hard deadline fired) and ``id``.
 
 How: a fork-server (`server.py`, standard library only) runs under the system
 ``/usr/bin/python3`` as an unprivileged uid, inside bubblewrap when it is installed
-(read-only /usr, nothing else of the host filesystem, no network). Each job gets fresh
-user, mount, PID, network, IPC and UTS namespaces, a private tmpfs and /proc; each
-candidate process gets rlimits, no capabilities and a scrubbed environment. See the
+(read-only /usr, nothing else of the host filesystem, no network). Each slot (reused job
+after job, emptied between them) has its own user, mount, PID, network, IPC and UTS
+namespaces, a private tmpfs and /proc; candidates are forked by a factory process that
+never holds a job, in a PID namespace of their own, with rlimits, no capabilities and a
+scrubbed environment. See the
 docstring of `server.py` for the process tree and why verdicts cannot be forged.
 """
 
@@ -62,8 +64,9 @@ class SandboxConfig:
     cpu_seconds: int | None = None
     """RLIMIT_CPU of each candidate process; default: ceil(timeout) + 1."""
     processes: int = 10
-    """RLIMIT_NPROC inside a slot's user namespace (fork bombs stop here; the harness and
-    the candidate count too). Only enforced for an unprivileged uid, hence `uid`."""
+    """RLIMIT_NPROC inside a slot's user namespace (fork bombs stop here; the harness, its
+    candidate factory and the candidate count too). Only enforced for an unprivileged
+    uid, hence `uid`."""
     open_files: int = 128
     """RLIMIT_NOFILE of each candidate process."""
     file_mb: int = 16
@@ -302,6 +305,7 @@ class Sandbox:
             "host_filesystem_hidden": self._bwrap,
             "user_namespace": ns,
             "pid_namespace": ns and h.get("pid1") is True,
+            "candidate_pid_namespace": ns and h.get("nested_pid") is True,
             "network_namespace": ns,
             "private_tmp": h.get("private_tmp") is True,
             "private_proc": h.get("private_proc") is True,
@@ -317,7 +321,7 @@ class Sandbox:
             missing.append("read-only filesystem and hidden host files (bubblewrap not installed: apt-get install bubblewrap)")
         if not ns:
             missing.append(f"user/PID/network namespaces ({h.get('namespaces')})")
-        for key in ("private_tmp", "private_proc", "capabilities_dropped"):
+        for key in ("private_tmp", "private_proc", "capabilities_dropped", "candidate_pid_namespace"):
             if ns and not caps[key]:
                 missing.append(key.replace("_", " "))
         if not h.get("rlimit_nproc_enforced"):

@@ -55,6 +55,7 @@ def run_check(args: argparse.Namespace) -> int:
         ("bubblewrap (read-only filesystem, host files hidden)", caps["bubblewrap"]),
         ("user namespace", caps["user_namespace"]),
         ("PID namespace (whole-tree kill)", caps["pid_namespace"]),
+        ("candidates in a PID namespace of their own (harness invisible to them)", caps["candidate_pid_namespace"]),
         ("network namespace (no network)", caps["network_namespace"]),
         ("private /tmp and /proc", caps["private_tmp"] and caps["private_proc"]),
         ("capabilities dropped, no_new_privs", caps["capabilities_dropped"]),

@@ -15,14 +15,18 @@ Processes (only C ever runs candidate code)::
           │  uid, forks A (and dies with it)
           └─ A  PID 1 of the slot's namespaces: the trusted harness. Mounts a private
              │  tmpfs on /tmp and /dev/shm and a fresh /proc; runs jobs one at a time
-             └─ C  the candidate: one process per program (per input for stdin/stdout),
-                   forked *before* its job reaches A; rlimits, no capabilities, no
-                   new privileges, scrubbed env, only its own fds
+             └─ F  candidate factory, forked by A before the first job and never sent
+                │  one: PID 1 of a PID namespace nested in the slot's; no capabilities,
+                │  no new privileges, rlimits, scrubbed env -- all inherited by C
+                └─ C  the candidate: one process per program (per input for
+                      stdin/stdout), forked on A's request with only its own five fds
 
 Namespaces are made per slot rather than per job: creating and tearing them down costs
-~10 ms here, more than a whole HumanEval program. Between jobs A kills every other
-process in its PID namespace and empties /tmp and /dev/shm, so nothing of a job survives
-it; a slot is also replaced after `recycle` jobs or when S kills it at a deadline.
+~10 ms here, more than a whole HumanEval program. Between jobs F kills every process of
+its namespace (``kill(-1, SIGKILL)`` from its init kills daemonized ones too) and A
+empties /tmp, /dev/shm and System V IPC, so nothing of a job survives it; a slot is also
+replaced after `recycle` jobs or when S kills it at a deadline. Each candidate costs one
+fork of F and a few syscalls; everything else was set up once, in F.
 
 Why the verdict cannot be forged: the tests never run in the candidate's process. In
 "call" jobs (HumanEval, assert lists) C executes the program and then answers calls to
@@ -31,15 +35,17 @@ to C and decode the answer as *plain data* (ints, strings, lists, ...) built by 
 Whatever C does -- exit early, print markers, return an object whose ``__eq__`` lies,
 patch builtins or ``sys.modules``, shadow ``AssertionError``, trace or rewrite frames --
 it can only change the values its functions return, which is exactly what is being
-tested. C cannot peek at the tests either: it was forked before A read the job, and it
-only ever sees the arguments of each call. C cannot signal or ptrace A (A is PID 1 of
-the namespace and not dumpable; C holds no capabilities) and cannot reach S's or A's
-other pipes (all other fds are closed). In "stdio" jobs C only produces output; the
-comparison happens outside, in the reward.
+tested. C cannot peek at the tests either: its memory is a copy of F's, and F has never
+held a job (not even freed memory of one, which ctypes could read); C only ever sees the
+arguments of each call. C cannot see A (A is outside its PID namespace), cannot signal F
+(an init with no signal handlers ignores its own namespace), cannot ptrace either (not
+dumpable; C holds no capabilities) and cannot reach S's, A's or F's other pipes (all
+other fds are closed). In "stdio" jobs C only produces output; the comparison happens
+outside, in the reward.
 
-No process outlives its job: A kills everything but itself (``kill(-1, SIGKILL)``)
-before the verdict leaves; if S kills A at a deadline the kernel kills every process in
-the PID namespace, including daemonized ones.
+No process outlives its job: F kills and reaps everything in its namespace before A
+lets the verdict leave; if S kills A at a deadline the kernel kills every process in
+the slot's namespaces, including daemonized ones.
 """
 
 import builtins
@@ -72,7 +78,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER = 1, 4, 24, 36
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
 INNER_UID = 1000  # the uid inside a job's user namespace: not root, so exec grants no capabilities
 MAX_FRAME = 64 << 20
@@ -302,34 +308,27 @@ def _reopen_stdio():
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
 
 
-def _enter_candidate(limits, fds, isolated):
-    """In the forked child C: install fds, limits and drop everything, before any candidate code."""
-    # fds: target fd -> source fd. Everything else is closed, so the candidate can reach
-    # neither S's request/verdict pipes nor A's.
-    for target, source in fds.items():
-        if target != source:
-            os.dup2(source, target)
-        os.set_inheritable(target, True)
-    keep = sorted(fds)
-    prev = -1
-    for fd in keep + [65536]:
-        if fd > prev + 1:
-            os.closerange(prev + 1, fd)
-        prev = fd
-    os.setsid()
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+def prepare_factory(limits, isolated):
+    """F, once per slot: everything candidates share (working directory, umask,
+    environment, rlimits, signal dispositions, stdio objects, no capabilities), set up
+    before any candidate exists. A forked child pays a page copy for every object it
+    touches, so doing this per candidate cost ~2 ms each; inherited, it costs nothing."""
+    os.chdir(limits["workdir"])
+    os.umask(0o077)
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": limits["workdir"], "LANG": "C.UTF-8", "TMPDIR": limits["workdir"]})
     mb = 1 << 20
-    cpu = int(limits["cpu_seconds"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * mb, limits["memory_mb"] * mb))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_mb"] * mb, limits["file_mb"] * mb))
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"], limits["open_files"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
-    os.chdir(limits["workdir"])
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    # No handler at all in F: as PID 1 of the candidates' namespace it then ignores every
+    # signal they send it. Each candidate puts Python's SIGINT handler back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _reopen_stdio()
     if isolated:
         drop_privileges()
     else:
@@ -337,10 +336,21 @@ def _enter_candidate(limits, fds, isolated):
             _check(prctl(PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
         except OSError:
             pass
-    os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": limits["workdir"], "LANG": "C.UTF-8", "TMPDIR": limits["workdir"]})
-    os.umask(0o077)
-    _reopen_stdio()
+
+
+def enter_candidate(fds, cpu_seconds, processes):
+    """C, just forked from F: its own five fds (stdin, stdout, stderr, request, response)
+    and nothing else, its own session, CPU and process limits (F's own CPU time grows
+    with every fork, and without namespaces the uid's process count is the whole
+    sandbox's, so neither limit can be set once in F). F holds fds 0-4 itself, so every
+    fd it received is above 4 and the dup2s cannot clobber one another."""
+    for target, source in enumerate(fds):
+        os.dup2(source, target)
+    os.closerange(len(fds), 65536)
+    os.setsid()
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _program_names(g):
@@ -421,8 +431,20 @@ def candidate_serve(req_fd, resp_fd):
             write_frame(resp_fd, {"x": _describe(exc)})
 
 
-def candidate_stdio(code):
-    """C in a stdio job: run the program as __main__ with stdin/stdout on fds 0/1."""
+def candidate_stdio(req_fd, resp_fd):
+    """C in a stdio job: read the program from the request pipe, then run it as __main__
+    with stdin/stdout on fds 0/1."""
+    msg = read_frame_exact(req_fd)
+    os.close(req_fd)
+    os.close(resp_fd)
+    if msg is None:
+        os._exit(0)
+    _set_limits(msg.get("limits") or {})
+    try:
+        code = compile(msg["program"], "<candidate>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        os._exit(1)  # the harness compiled it first, so this does not happen
+    del msg
     mod = _fresh_main("__main__")
     status = 0
     try:
@@ -487,91 +509,248 @@ def _read_capped(fd, limit):
     return data.decode("utf-8", "replace"), size
 
 
-def _kill_all_but_me(isolated, pgid=None):
-    """PID 1 of the namespace: every other process in it dies. Without a namespace, the group."""
+# ---------------------------------------------------------------- the candidate factory (F)
+
+
+def factory_main(sock, limits, isolated):
+    """F: forks every candidate of its slot, and kills them.
+
+    F is forked by A when the slot starts, before any job exists, and is never sent one:
+    it only receives fds and the words "fork" and "kill". So no candidate -- not even by
+    reading raw memory through ctypes -- can find anything of an earlier job's tests in
+    what it inherits. Isolated, F is PID 1 of a PID namespace of its own, nested in the
+    slot's: the candidates cannot see A at all, cannot signal F (an init with no handlers
+    ignores its namespace's signals), and "kill" is one ``kill(-1, SIGKILL)`` that ends
+    every process a candidate started, daemonized or not.
+
+    Requests on the socket, one reply each:
+    ``fork call|stdio CPU`` + fds (stdin, stdout, stderr, request, response) -> the pid,
+    with a pidfd for A to watch; ``kill`` -> the candidate's wait status (or ``-``).
+    """
+    import socket
+
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    fd = sock.detach()
+    if fd != 10:
+        os.dup2(fd, 10)
+        os.close(fd)
+    os.closerange(3, 10)  # A's frame pipes to S are not F's business
+    os.closerange(11, 65536)
+    nul = os.open("/dev/null", os.O_RDWR)
+    os.dup2(nul, 4)  # 3 and 4 taken: received fds are all above 4 (see enter_candidate)
+    sock = socket.socket(fileno=10)
     if isolated:
+        # Its own mount namespace, for a /proc that shows only the candidates' namespace.
         try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
+            _check(libc.unshare(ctypes.c_int(CLONE_NEWNS)), "unshare")
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except OSError:
             pass
-    elif pgid:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    else:
+        prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a candidate come here to be reaped
+    prepare_factory(limits, isolated)
+    gc.collect()
+    gc.freeze()
+    child = None
     while True:
         try:
-            pid, _ = os.waitpid(-1, 0 if isolated else os.WNOHANG)
+            msg, fds, _, _ = socket.recv_fds(sock, 64, 8)
+        except InterruptedError:
+            continue
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)  # A is gone
+        words = msg.split()
+        if words[0] == b"fork" and len(fds) == 5:
+            if child is not None:
+                _end_candidates(child, isolated)
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                for f in fds:
+                    os.close(f)
+                sock.send(b"err " + str(exc).encode())
+                continue
+            if pid == 0:
+                try:
+                    enter_candidate(fds, int(words[2]), limits["processes"])
+                    if words[1] == b"call":
+                        candidate_serve(3, 4)
+                    else:
+                        candidate_stdio(3, 4)
+                finally:
+                    os._exit(0)
+            for f in fds:
+                os.close(f)
+            child = pid
+            pidfd = os.pidfd_open(pid)
+            socket.send_fds(sock, [b"%d" % pid], [pidfd])
+            os.close(pidfd)
+        elif words[0] == b"kill":
+            status = _end_candidates(child, isolated) if child is not None else None
+            child = None
+            sock.send(b"-" if status is None else b"%d" % status)
+        else:
+            for f in fds:
+                os.close(f)
+            sock.send(b"err unknown request")
+
+
+def _end_candidates(child, isolated):
+    """In F: every process of the candidate's dies and is reaped; its wait status."""
+    status = None
+    if isolated:
+        try:
+            os.kill(-1, signal.SIGKILL)  # all of this namespace but F
+        except ProcessLookupError:
+            pass
+        while True:  # orphans are F's to reap: when none is left, nothing of the job runs
+            try:
+                pid, st = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return status
+            except InterruptedError:
+                continue
+            if pid == child:
+                status = st
+    try:
+        os.killpg(child, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        _, status = os.waitpid(child, 0)
+    except ChildProcessError:
+        pass
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
-            return
+            break
+    return status
+
+
+class Factory:
+    """A's end of F. Requests are answered in order; a fork's answer is taken only when
+    the candidate is needed, so F forks while A does other work."""
+
+    def __init__(self, limits, isolated):
+        import socket
+
+        self.socket = socket
+        a_sock, f_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if isolated:
+            # A's children from now on are born in a new PID namespace; F is its PID 1 and
+            # A's only child there (A itself never forks again).
+            _check(libc.unshare(ctypes.c_int(CLONE_NEWPID)), "unshare")
+        pid = os.fork()
+        if pid == 0:
+            a_sock.close()
+            try:
+                factory_main(f_sock, limits, isolated)
+            finally:
+                os._exit(0)
+        f_sock.close()
+        self.pid, self.sock = pid, a_sock
+
+    def _reply(self, nfds=0):
+        try:
+            msg, fds, _, _ = self.socket.recv_fds(self.sock, 512, nfds) if nfds else (self.sock.recv(512), [], 0, None)
+        except OSError as exc:
+            raise FactoryGone(f"the candidate factory is gone: {exc}") from None
+        if not msg:
+            raise FactoryGone("the candidate factory is gone")
+        if msg.startswith(b"err "):
+            for f in fds:
+                os.close(f)
+            raise OSError(msg[4:].decode(errors="replace"))
+        return msg, fds
+
+    def fork(self, mode, cpu_seconds, fds):
+        try:
+            self.socket.send_fds(self.sock, [f"fork {mode} {int(cpu_seconds)}".encode()], fds)
+        except OSError as exc:
+            raise FactoryGone(f"the candidate factory is gone: {exc}") from None
+
+    def forked(self):
+        msg, fds = self._reply(1)
+        if len(fds) != 1:
+            raise FactoryGone("the candidate factory answered without a pidfd")
+        return int(msg), fds[0]
+
+    def kill(self):
+        try:
+            self.sock.send(b"kill")
+        except OSError as exc:
+            raise FactoryGone(f"the candidate factory is gone: {exc}") from None
+        msg, _ = self._reply()
+        return None if msg == b"-" else int(msg)
+
+
+class FactoryGone(OSError):
+    """F died (it cannot be signalled by candidates, so this is a bug or an outside kill);
+    the slot ends after the current verdict and S starts a new one."""
 
 
 class Candidate:
-    """A candidate process C and the harness's ends of its pipes and output files."""
+    """A candidate process C (forked by F) and the harness's ends of its pipes and
+    output files."""
 
-    def __init__(self, mode, limits, isolated, code=None, stdin_data=None):
+    def __init__(self, factory, mode, cpu_seconds, stdin_data=None):
+        self.factory = factory
         self.out = os.memfd_create("stdout", 0)
         self.err = os.memfd_create("stderr", 0)
-        self.req = self.resp = None
+        req_r, self.req = os.pipe()
+        self.resp, resp_w = os.pipe()
         if mode == "call":
-            req_r, self.req = os.pipe()
-            self.resp, resp_w = os.pipe()
             inp = os.open("/dev/null", os.O_RDONLY)
-            fds = {0: inp, 1: self.out, 2: self.err, 3: req_r, 4: resp_w}
         else:
             inp = os.memfd_create("stdin", 0)
             os.write(inp, stdin_data.encode())
             os.lseek(inp, 0, os.SEEK_SET)
-            fds = {0: inp, 1: self.out, 2: self.err}
-        self.pid = os.fork()
-        if self.pid == 0:
-            try:
-                _enter_candidate(limits, fds, isolated)
-                if mode == "call":
-                    candidate_serve(3, 4)
-                else:
-                    candidate_stdio(code)
-            finally:
-                os._exit(0)
-        os.close(inp)
-        if mode == "call":
-            os.close(req_r)
-            os.close(resp_w)
-        self.pidfd = os.pidfd_open(self.pid)
+        try:
+            factory.fork(mode, cpu_seconds, [inp, self.out, self.err, req_r, resp_w])
+        finally:
+            for fd in (inp, req_r, resp_w):
+                os.close(fd)
+        self.pid = self.pidfd = None
         self.status = None
+        self.ended = False
         self.reader = FrameReader()
         self.poll = None
-        self.isolated = isolated
 
-    def reap(self, block):
-        if self.status is None:
-            try:
-                pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
-                if pid:
-                    self.status = status
-            except ChildProcessError:
-                self.status = 0
+    def ready(self):
+        """Its pid and pidfd, once F has answered the fork."""
+        if self.pidfd is None:
+            self.pid, self.pidfd = self.factory.forked()
+
+    def exited(self):
+        self.ready()
+        return bool(select.select([self.pidfd], [], [], 0)[0])
+
+    def end(self):
+        """Kill it and everything it started (F does, and reaps them); its wait status."""
+        if not self.ended:
+            self.ended = True
+            self.ready()
+            self.status = self.factory.kill()
         return self.status
 
     def finish(self, output_bytes):
         """Kill it and everything it started; its output, capped, and how it ended."""
-        if self.status is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.reap(True)
-        _kill_all_but_me(self.isolated, self.pid)
-        stdout, out_size = _read_capped(self.out, output_bytes)
-        stderr, _ = _read_capped(self.err, output_bytes)
-        for fd in (self.pidfd, self.out, self.err, self.req, self.resp):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        try:
+            self.end()
+        finally:
+            stdout, out_size = _read_capped(self.out, output_bytes)
+            stderr, _ = _read_capped(self.err, output_bytes)
+            for fd in (self.pidfd, self.out, self.err, self.req, self.resp):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
         return {"stdout": stdout, "stderr": stderr, "stdout_bytes": out_size, **_status_text(self.status)}
 
     def gone_text(self, during="during a call"):
@@ -587,7 +766,7 @@ class Candidate:
 
     def recv(self, deadline):
         """The next frame, waiting at most until `deadline` (CandidateTimeout) or the
-        process's end (CandidateGone)."""
+        process's end (CandidateGone; its status is then known)."""
         while True:
             try:
                 frame = self.reader.next()
@@ -599,16 +778,24 @@ class Candidate:
             if left <= 0:
                 raise CandidateTimeout()
             if self.poll is None:
+                self.ready()
                 self.poll = select.poll()
                 self.poll.register(self.resp, select.POLLIN)
-            if not self.poll.poll(left * 1000):
+                # Its exit, even if a child of its still holds the response pipe open.
+                self.poll.register(self.pidfd, select.POLLIN)
+            events = dict(self.poll.poll(left * 1000))
+            if not events:
                 continue
-            try:
-                data = os.read(self.resp, 1 << 20)
-            except OSError:
-                data = b""
+            data = b""
+            if self.resp in events:
+                try:
+                    data = os.read(self.resp, 1 << 20)
+                except OSError:
+                    data = b""
             if not data:
-                self.reap(True)
+                if self.resp not in events and not events.get(self.pidfd):
+                    continue
+                self.end()
                 raise CandidateGone()
             self.reader.feed(data)
 
@@ -642,9 +829,9 @@ class Harness:
     """A's side of one job: the only code that touches candidate processes and the only
     place tests run."""
 
-    def __init__(self, job, isolated, limits, spare=None):
+    def __init__(self, job, factory, limits, spare=None):
         self.job = job
-        self.isolated = isolated
+        self.factory = factory
         self.limits = limits
         self.deadline = time.monotonic() + float(job["timeout"])
         self.spare = spare
@@ -656,7 +843,7 @@ class Harness:
         if self.timed_out:
             raise CandidateTimeout()
         cand = self.cand
-        if cand is None or cand.status is not None:
+        if cand is None or cand.ended:
             raise CandidateGone(self.gone)
         try:
             payload = {"f": name, "a": encode_value(list(args)),
@@ -670,8 +857,10 @@ class Harness:
         except CandidateTimeout:
             self.timed_out = True
             raise
+        except FactoryGone:
+            raise
         except (CandidateGone, OSError):
-            cand.reap(True)
+            cand.end()
             self.gone = cand.gone_text()
             raise CandidateGone(self.gone) from None
         if "v" in msg:
@@ -694,7 +883,7 @@ class Harness:
                         continue
                     return {"setup_error": _describe(exc, f"<{name} {i}>")}
             job[key] = codes
-        cand = self.spare or Candidate("call", self.limits, self.isolated)
+        cand = self.spare or Candidate(self.factory, "call", self.limits["cpu_seconds"])
         self.spare = None
         self.cand = cand
         self.gone = "the candidate process is gone"
@@ -704,8 +893,10 @@ class Harness:
         except CandidateTimeout:
             self.timed_out = True
             msg = {"load_error": {"type": "Timeout", "message": f"timeout after {job['timeout']}s while loading the program"}}
+        except FactoryGone:
+            raise
         except (CandidateGone, OSError):
-            cand.reap(True)
+            cand.end()
             msg = {"load_error": {"type": "Exited", "message": cand.gone_text("while loading")}}
         if "loaded" not in msg:
             err = msg.get("load_error") if isinstance(msg.get("load_error"), dict) else {"type": "ProtocolError"}
@@ -743,23 +934,28 @@ class Harness:
     def run_stdio(self):
         job = self.job
         try:
-            code = compile(job["program"], "<candidate>", "exec")
+            compile(job["program"], "<candidate>", "exec")
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             return {"load_error": _describe(exc)}
         runs = []
         per_run = float(job["timeout"])
-        limits = dict(self.limits)
-        for key, value in (job.get("limits") or {}).items():
-            if key in ("memory_mb", "cpu_seconds", "file_mb") and value:
-                limits[key] = min(int(value), int(limits[key]))
+        frame = {"program": job["program"], "limits": job.get("limits") or {}}
+        cpu = self.limits["cpu_seconds"]
         for data in job["inputs"]:
             start = time.monotonic()
-            cand = Candidate("stdio", limits, self.isolated, code=code, stdin_data=data)
-            poller = select.poll()
-            poller.register(cand.pidfd, select.POLLIN)
-            timed_out = not poller.poll(per_run * 1000)
-            if not timed_out:
-                cand.reap(True)
+            cand = Candidate(self.factory, "stdio", cpu, stdin_data=data)
+            timed_out = False
+            try:
+                cand.ready()
+                cand.send(frame)
+            except FactoryGone:
+                raise
+            except OSError:
+                pass  # it died before reading its program; its status says how
+            else:
+                poller = select.poll()
+                poller.register(cand.pidfd, select.POLLIN)
+                timed_out = not poller.poll(per_run * 1000)
             info = cand.finish(self.limits["output_bytes"])
             info["timed_out"] = timed_out
             info["seconds"] = round(time.monotonic() - start, 4)
@@ -775,7 +971,6 @@ class Harness:
                 if cand is self.cand:
                     out = info
         self.cand = self.spare = None
-        _kill_all_but_me(self.isolated)
         return out
 
 
@@ -839,11 +1034,10 @@ def slot_main(job_fd, out_fd, isolated, base_limits):
     """A: PID 1 of a slot's namespaces; runs jobs one at a time, each in fresh processes.
 
     Namespaces are set up once per slot (creating and tearing them down costs ~10 ms here,
-    more than a whole HumanEval program); between jobs every other process in the
-    namespace is killed and the private /tmp is emptied, so nothing of a job survives it.
-    The next call job's candidate is forked while the slot is idle, before that job's
-    tests exist in this process: a candidate can never find test code or expected values
-    in the memory it inherited.
+    more than a whole HumanEval program); between jobs every process a job started is
+    killed (by F, the candidate factory) and the private /tmp, /dev/shm and System V IPC
+    are emptied, so nothing of a job survives it. The next call job's candidate is forked
+    while this job's verdict travels; F, which forks it, has never held any job.
     """
     if isolated:
         try:
@@ -870,35 +1064,41 @@ def slot_main(job_fd, out_fd, isolated, base_limits):
         workdir = tempfile.mkdtemp(prefix="assay-slot-")
         scratch = [workdir]
     base_limits["workdir"] = workdir
-    spare = Candidate("call", base_limits, isolated)
+    factory = Factory(base_limits, isolated)
+    cpu = base_limits["cpu_seconds"]
+    spare = Candidate(factory, "call", cpu)
     while True:
-        # Exactly one frame: the next job stays in the pipe, not in memory the next spare
-        # candidate would inherit.
+        # Exactly one frame: the next job stays in the pipe until this slot is ready for it.
         job = read_frame_exact(job_fd)
         if job is None:
             break
-        if job["kind"] != "call":
-            spare.finish(base_limits["output_bytes"])
-            spare = None
-        h = Harness(job, isolated, base_limits, spare)
+        alive = True
+        h = Harness(job, factory, base_limits, spare)
         try:
+            if job["kind"] != "call":
+                spare.finish(base_limits["output_bytes"])
+                h.spare = None
             result = h.run_call() if job["kind"] == "call" else h.run_stdio()
         except BaseException as exc:  # noqa: B036 - a harness bug must still produce a verdict
             import traceback
 
+            alive = not isinstance(exc, FactoryGone)
             result = {"harness_error": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-2000:]}
-        result.update(h.finish())
+        try:
+            result.update(h.finish())
+            if alive:
+                spare = Candidate(factory, "call", cpu)  # F forks it while the verdict travels
+        except FactoryGone as exc:
+            alive = False
+            result.setdefault("harness_error", str(exc))
         write_frame(out_fd, {"id": job["id"], "result": result})
         del h, job, result
-        # The test namespace holds reference cycles (functions whose globals are that
-        # namespace); collect them now, so the next spare candidate is forked from a
-        # process in which nothing of this job's tests is reachable.
-        gc.collect()
+        if not alive:
+            break  # S sees this slot end and starts a new one
         for path in scratch:
             _wipe(path)
         if isolated:
             _remove_sysv_ipc()
-        spare = Candidate("call", base_limits, isolated)
     if not isolated:
         import shutil
 
@@ -1042,6 +1242,15 @@ def probe(config):
                     ok["private_proc"] = True
                 except OSError as exc:
                     ok["private_proc"] = str(exc)
+                try:  # the candidates' own PID namespace, nested in the slot's (see Factory)
+                    _check(libc.unshare(ctypes.c_int(CLONE_NEWPID)), "unshare")
+                    npid = os.fork()
+                    if npid == 0:
+                        os._exit(0 if os.getpid() == 1 else 1)
+                    _, st = os.waitpid(npid, 0)
+                    ok["nested_pid"] = True if st == 0 else "the nested namespace's first process is not PID 1"
+                except OSError as exc:
+                    ok["nested_pid"] = str(exc)
                 try:
                     drop_privileges(bounding=True)
                     ok["drop_capabilities"] = True
@@ -1082,7 +1291,7 @@ def serve(config):
         sys.set_int_max_str_digits(0)
     prctl(PR_SET_DUMPABLE, 0)
     caps = probe(config)
-    config["isolated"] = caps.get("namespaces") is True and caps.get("private_tmp") is True and caps.get("drop_capabilities") is True
+    config["isolated"] = all(caps.get(k) is True for k in ("namespaces", "private_tmp", "drop_capabilities", "nested_pid"))
     caps.update({"uid": os.getuid(), "python": sys.version.split()[0], "isolated": config["isolated"],
                  "rlimit_nproc_enforced": os.getuid() != 0})
     write_frame(1, {"hello": caps})
