@@ -21,6 +21,7 @@ stemming via PyStemmer — no downloaded data.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -46,8 +47,47 @@ may might must also etc s t d ll m o re ve y
 """.split())
 
 _TOKEN_RE = re.compile(r"\w+(?:'\w+)?", re.UNICODE)
+# ASCII text takes a faster road to the same words: every ASCII byte that is neither a
+# word character nor an apostrophe becomes a space (one C-level table lookup per byte),
+# apostrophes that do not join two word characters become spaces too (str.replace), and
+# str.split does the rest. Python's regex engine costs ~160 ns per character here --
+# most of a batch of queries' time. Words with two inner apostrophes ("rock'n'roll",
+# which the regex splits as "rock'n", "roll") fall back to the regex.
+_ASCII_NONWORD = bytes(
+    c if (chr(c).isalnum() or c in b"_'") and c < 128 else 32 for c in range(256)
+)
+_TWO_APOSTROPHES = re.compile(r"'\w+'")
 _SEP_WORD = "qqqsepqqq"  # lower-case, matched whole by _TOKEN_RE
 _QUERY_SEP = f" {_SEP_WORD} "
+
+
+def words(text: str) -> list[str]:
+    """The words of `text` (already lower-cased), exactly as ``_TOKEN_RE.findall``."""
+    if not text.isascii():
+        return _TOKEN_RE.findall(text)
+    spaced = text.encode("ascii").translate(_ASCII_NONWORD).decode("ascii")
+    if "'" not in spaced:
+        return spaced.split()
+    spaced = f" {spaced} "
+    while True:  # an apostrophe next to a space or another apostrophe joins nothing
+        before = len(spaced.replace(" ", ""))
+        spaced = spaced.replace("''", "  ").replace(" '", "  ").replace("' ", "  ")
+        if len(spaced.replace(" ", "")) == before:
+            break
+    if _TWO_APOSTROPHES.search(spaced):
+        return _TOKEN_RE.findall(text)
+    return spaced.split()
+
+
+_POOLS: dict[int, "ThreadPoolExecutor"] = {}
+
+
+def _pool(threads: int) -> "ThreadPoolExecutor":
+    from concurrent.futures import ThreadPoolExecutor
+
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="bm25")
+    return _POOLS[threads]
 
 
 @dataclass
@@ -77,12 +117,12 @@ class Tokenizer:
         self._memo: dict[str, str] = {}
 
     def __call__(self, text: str) -> list[str]:
-        words = [w for w in _TOKEN_RE.findall(text.lower()) if w not in self.stopwords]
+        words_ = [w for w in words(text.lower()) if w not in self.stopwords]
         if self._stemmer is None:
-            return words
+            return words_
         memo = self._memo
         out = []
-        for w in words:
+        for w in words_:
             s = memo.get(w)
             if s is None:
                 s = memo[w] = self._stemmer.stemWord(w)
@@ -107,6 +147,7 @@ class BM25Index:
         self._word_cache: dict[str, int] | None = None
         self._matrix = None
         self._dense: np.ndarray | None = None
+        self._negative: bool | None = None
 
     # ---- building -------------------------------------------------------------------
     def fit(self, texts: list[str]) -> "BM25Index":
@@ -149,16 +190,17 @@ class BM25Index:
         self._word_cache = None
         self._matrix = None
         self._dense = None
+        self._negative = None
         return self
 
     # ---- scoring --------------------------------------------------------------------
     def _term_counts(self, query: str) -> dict[int, int]:
         """Query term ids (in the vocabulary) with their counts; memoised per word."""
         cache = self._word_ids
-        words = _TOKEN_RE.findall(query.lower())
-        tids = list(map(cache.get, words))
+        qwords = words(query.lower())
+        tids = list(map(cache.get, qwords))
         if None in tids:
-            for i, w in enumerate(words):
+            for i, w in enumerate(qwords):
                 if tids[i] is None:
                     terms = self.tokenizer(w)
                     tids[i] = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
@@ -179,19 +221,40 @@ class BM25Index:
         """Top-k (position, score) among documents sharing a term with the query."""
         return self.search_many([query], k)[0]
 
-    def search_many(self, queries: list[str], k: int = 10) -> list[list[tuple[int, float]]]:
-        """Top-k per query. All postings of a block of queries are gathered with one
-        vectorised index computation and summed with one `np.bincount`."""
-        n = self.n_docs
-        if not queries:
-            return []
-        if n == 0 or k <= 0:
-            return [[] for _ in queries]
-        block = max(1, 4_000_000 // n)  # bound the dense (queries x docs) score block
-        out: list[list[tuple[int, float]]] = []
-        for b0 in range(0, len(queries), block):
-            out.extend(self._search_block(queries[b0:b0 + block], k))
+    def search_many(self, queries: list[str], k: int = 10, threads: int | None = None) -> list[list[tuple[int, float]]]:
+        """Top-k (position, score) per query; `search_arrays` as lists."""
+        positions, scores = self.search_arrays(queries, k, threads)
+        out = []
+        for prow, srow in zip(positions.tolist(), scores.tolist()):
+            m = prow.index(-1) if -1 in prow else len(prow)
+            out.append(list(zip(prow[:m], srow[:m])))
         return out
+
+    def search_arrays(self, queries: list[str], k: int = 10, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of a batch of queries as FAISS returns them: (positions, scores), both
+        (len(queries), k), best first, ties by position; -1 / 0.0 past a query's results.
+
+        A block of queries is tokenized in one pass and scored with one sparse x dense
+        product; blocks are sized so their score matrix stays in cache (~1 MB) and run
+        on `threads` threads (default: the CPUs, at most 4; numpy and scipy release the
+        GIL for the heavy parts). Results do not depend on the blocking or the threads."""
+        n, nq = self.n_docs, len(queries)
+        k = max(0, min(k, n))
+        if nq == 0 or k == 0:
+            return np.full((nq, k), -1, dtype=np.int64), np.zeros((nq, k))
+        block = max(8, min(512, (1 << 17) // n))
+        blocks = [queries[b0:b0 + block] for b0 in range(0, nq, block)]
+        if threads is None:
+            threads = min(4, os.cpu_count() or 1)
+        if threads > 1 and len(blocks) > 1:
+            self._word_ids[_SEP_WORD] = -2
+            self._dense_rows()  # built once here, not raced for by the threads
+            parts = list(_pool(threads).map(lambda qs: self._search_block(qs, k), blocks))
+        else:
+            parts = [self._search_block(qs, k) for qs in blocks]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([p for p, _ in parts]), np.concatenate([s_ for _, s_ in parts])
 
     def _search_block(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
         from scipy.sparse import csr_matrix
@@ -202,13 +265,14 @@ class BM25Index:
         # each query ends, so no Python code runs per query or per word.
         joined = _QUERY_SEP.join(queries).lower()
         if joined.count(_SEP_WORD) != nq - 1:  # a query contains the separator word itself
-            return [r for q in queries for r in self._search_block_each([q], k)]
-        words = _TOKEN_RE.findall(joined)
+            parts = [self._search_block_each([q], k) for q in queries]
+            return np.concatenate([p for p, _ in parts]), np.concatenate([s_ for _, s_ in parts])
+        qwords = words(joined)
         cache = self._word_ids
         cache[_SEP_WORD] = -2
-        tids = list(map(cache.get, words))
+        tids = list(map(cache.get, qwords))
         if None in tids:
-            for i, w in enumerate(words):
+            for i, w in enumerate(qwords):
                 if tids[i] is None:
                     terms = self.tokenizer(w)
                     tids[i] = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
@@ -217,7 +281,7 @@ class BM25Index:
         keep = t >= 0
         keys, counts = np.unique(qidx[keep] * nv + t[keep], return_counts=True)
         if len(keys) == 0:
-            return [[] for _ in queries]
+            return np.full((nq, k), -1, dtype=np.int64), np.zeros((nq, k))
         # (query, term) -> count as a CSR matrix; np.unique sorted it by query, then term
         rows_q = keys // nv
         indptr = np.searchsorted(rows_q, np.arange(nq + 1))
@@ -234,27 +298,44 @@ class BM25Index:
             data.extend(counts.values())
             indptr.append(len(indices))
         if not indices:
-            return [[] for _ in queries]
+            return np.full((len(queries), k), -1, dtype=np.int64), np.zeros((len(queries), k))
         qm = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64),
                          np.asarray(indptr, dtype=np.int64)), shape=(len(queries), len(self.vocab)))
         return self._top_k(qm, k)
 
-    def _top_k(self, qm, k: int) -> list[list[tuple[int, float]]]:
+    def _top_k(self, qm, k: int) -> tuple[np.ndarray, np.ndarray]:
         n, nq = self.n_docs, qm.shape[0]
         rows = self._dense_rows()
         # (queries x terms) @ (terms x docs): sparse @ dense adds a few dense rows per query
         scores = qm @ rows if rows is not None else (qm @ self.term_matrix).toarray()
-        # documents sharing no term with the query are not results (a matching document
-        # whose terms all have idf 0 scores 0 too; rank-bm25 would rank it among them)
-        scores[scores == 0] = -np.inf
+        if self._negative_weights:
+            # A tiny or uniform corpus can floor idf below 0 (rank-bm25's epsilon times a
+            # negative mean): matching documents may then score below the non-matching 0s.
+            scores[scores == 0] = -np.inf
         kk = min(k, n)
-        cand = (np.argpartition(scores, n - kk, axis=1)[:, n - kk:] if kk < n
-                else np.broadcast_to(np.arange(n), (nq, n)).copy())
-        vals = np.take_along_axis(scores, cand, axis=1)
-        order = np.lexsort((cand, -vals), axis=1)  # score desc, then position asc
-        cand = np.take_along_axis(cand, order, axis=1).tolist()
-        vals = np.take_along_axis(vals, order, axis=1).tolist()
-        return [[(d, v) for d, v in zip(cr, vr) if v != -np.inf] for cr, vr in zip(cand, vals)]
+        # The k-th largest score of each row (np.partition moves values only: half the
+        # cost of argpartition), then every document at or above it that is a result: a
+        # 0 means the query shares no term with it (or only terms of idf 0).
+        kth = np.partition(scores, n - kk, axis=1)[:, n - kk]
+        flat = np.flatnonzero((scores >= kth[:, None]) & (scores != 0) & (scores != -np.inf))
+        vals = scores.ravel()[flat]
+        row, col = np.divmod(flat, n)
+        order = np.lexsort((col, -vals, row))  # per query: score desc, then position asc
+        row, col, vals = row[order], col[order], vals[order]
+        # ties at the k-th score can bring more than k: keep the first k of each query
+        rank = np.arange(len(row)) - np.searchsorted(row, np.arange(nq))[row]
+        keep = rank < kk
+        positions = np.full((nq, kk), -1, dtype=np.int64)
+        top = np.zeros((nq, kk))
+        positions[row[keep], rank[keep]] = col[keep]
+        top[row[keep], rank[keep]] = vals[keep]
+        return positions, top
+
+    @property
+    def _negative_weights(self) -> bool:
+        if self._negative is None:
+            self._negative = bool(self.weights.size and self.weights.min() < 0)
+        return self._negative
 
     # a corpus this small keeps its term rows dense too: a query then sums a few contiguous
     # rows (no sparse result to build); above the limit only the sparse matrix is used
@@ -310,4 +391,4 @@ class BM25Index:
         return self
 
 
-__all__ = ["BM25Config", "BM25Index", "Tokenizer", "STOPWORDS_EN"]
+__all__ = ["BM25Config", "BM25Index", "Tokenizer", "STOPWORDS_EN", "words"]

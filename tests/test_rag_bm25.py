@@ -78,3 +78,12 @@ def test_only_matching_documents_are_returned_and_save_load_roundtrip(tmp_path):
     back = BM25Index.load(tmp_path / "bm25")
     assert back.config.k1 == 1.2 and back.search("wing drag", 3) == bm.search("wing drag", 3)
     assert not list((tmp_path / "bm25").glob("*.pkl"))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab1_ '''-.,\n\tZé")), max_size=40))
+def test_fast_word_split_equals_the_regex(text):
+    from rag.bm25 import _TOKEN_RE, words
+
+    text = text.lower()
+    assert words(text) == _TOKEN_RE.findall(text)
