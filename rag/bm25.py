@@ -212,7 +212,8 @@ class BM25Index:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document (float64, like rank-bm25's get_scores)."""
         out = np.zeros(self.n_docs, dtype=np.float64)
-        for tid, c in self._term_counts(query).items():
+        # terms in id order: the same additions, in the same order, as the batch product
+        for tid, c in sorted(self._term_counts(query).items()):
             lo, hi = self.indptr[tid], self.indptr[tid + 1]
             out[self.doc_ids[lo:hi]] += c * self.weights[lo:hi]
         return out
@@ -242,6 +243,13 @@ class BM25Index:
         k = max(0, min(k, n))
         if nq == 0 or k == 0:
             return np.full((nq, k), -1, dtype=np.int64), np.zeros((nq, k))
+        if nq == 1:
+            # One query: gather its few terms' postings (a small part of the index) rather
+            # than tokenize a block; the same additions in the same order, the same top k.
+            scores = self.scores(queries[0])[None, :]
+            if self._negative_weights:
+                scores[scores == 0] = -np.inf
+            return self._select(scores, k)
         block = max(8, min(512, (1 << 17) // n))
         blocks = [queries[b0:b0 + block] for b0 in range(0, nq, block)]
         if threads is None:
@@ -312,6 +320,12 @@ class BM25Index:
             # A tiny or uniform corpus can floor idf below 0 (rank-bm25's epsilon times a
             # negative mean): matching documents may then score below the non-matching 0s.
             scores[scores == 0] = -np.inf
+        return self._select(scores, k)
+
+    @staticmethod
+    def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top k of each row of a (queries x documents) score matrix, as search_arrays."""
+        nq, n = scores.shape
         kk = min(k, n)
         # The k-th largest score of each row (np.partition moves values only: half the
         # cost of argpartition), then every document at or above it that is a result: a

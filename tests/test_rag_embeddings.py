@@ -32,3 +32,14 @@ def test_half_written_shard_is_ignored(tmp_path):
     (cache.dir / "broken.keys.npy").write_bytes(b"not numpy")
     fresh = EmbeddingCache(tmp_path, "m")
     assert fresh.get_many(["a"])[0].tolist() == [1.0, 1.0, 1.0] and len(fresh) == 1
+
+
+def test_query_fast_path_is_the_same_vector_as_sentence_transformers_encode(tmp_path):
+    from rag.embeddings import Embedder
+
+    emb = Embedder(cache_dir=tmp_path)
+    for q in ["what similarity laws must be obeyed for aeroelastic models", "x", "ünïcode ✓ " * 200]:
+        fast = emb.encode_query(q)
+        ref = emb.model.encode([q], normalize_embeddings=True, convert_to_numpy=True)[0]
+        assert fast.dtype == np.float32 and fast.shape == ref.shape
+        assert np.abs(fast - ref).max() < 1e-5
