@@ -11,10 +11,11 @@ on one half and report on the other.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rag.files import iter_jsonl
 
 
 class BeirError(ValueError):
@@ -63,21 +64,7 @@ class Collection:
 def _read_jsonl(path: Path, what: str):
     if not path.exists():
         raise BeirError(f"{path}: no such file (expected the BEIR {what})")
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BeirError(f"{path}:{lineno}: not UTF-8 ({exc.reason})") from None
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BeirError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-            if not isinstance(rec, dict):
-                raise BeirError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            yield lineno, rec
+    return iter_jsonl(path, BeirError)
 
 
 def _id(rec: dict, path: Path, lineno: int) -> str:

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from rag.files import iter_jsonl
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,26 +49,10 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
             r.setdefault("_line", i + 1)
         return data
     rows = []
-    opener = _open_gz if path.suffix == ".gz" else open
-    with opener(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            row["_line"] = lineno
-            rows.append(row)
+    for lineno, row in iter_jsonl(path, DataError):
+        row["_line"] = lineno
+        rows.append(row)
     return rows
-
-
-def _open_gz(path):
-    import gzip
-
-    return gzip.open(path, "rt", encoding="utf-8")
 
 
 def require_fields(rows: Iterable[dict], fields: Sequence[str], source: str) -> None:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import html
 import html.parser
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from rag.files import iter_jsonl
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
@@ -163,33 +164,22 @@ def _pdf_text(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _jsonl_documents(path: Path) -> Iterable[Document]:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise LoadError(f"{where}: not UTF-8") from None
-            except json.JSONDecodeError as exc:
-                raise LoadError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(rec, dict):
-                raise LoadError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-            doc_id = rec.get("_id", rec.get("id"))
-            if doc_id is None or doc_id == "":
-                raise LoadError(f"{where}: missing field '_id'")
-            if "text" not in rec:
-                raise LoadError(f"{where}: missing field 'text'")
-            text, title = rec["text"], rec.get("title") or ""
-            if not isinstance(text, str) or not isinstance(title, str):
-                raise LoadError(f"{where}: fields 'text' and 'title' must be strings")
-            meta = {k: v for k, v in rec.items() if k not in ("_id", "id", "text")}
-            meta["line"] = lineno
-            # BEIR convention: the title is part of what is retrieved; Cranfield's texts
-            # repeat it, so it is only prepended when the text does not already start with it.
-            body = text if (not title or text.startswith(title)) else f"{title}\n\n{text}"
-            yield Document(id=str(doc_id), text=body, source=str(path), meta=meta)
+    for lineno, rec in iter_jsonl(path, LoadError):
+        where = f"{path}:{lineno}"
+        doc_id = rec.get("_id", rec.get("id"))
+        if doc_id is None or doc_id == "":
+            raise LoadError(f"{where}: missing field '_id'")
+        if "text" not in rec:
+            raise LoadError(f"{where}: missing field 'text'")
+        text, title = rec["text"], rec.get("title") or ""
+        if not isinstance(text, str) or not isinstance(title, str):
+            raise LoadError(f"{where}: fields 'text' and 'title' must be strings")
+        meta = {k: v for k, v in rec.items() if k not in ("_id", "id", "text")}
+        meta["line"] = lineno
+        # BEIR convention: the title is part of what is retrieved; Cranfield's texts
+        # repeat it, so it is only prepended when the text does not already start with it.
+        body = text if (not title or text.startswith(title)) else f"{title}\n\n{text}"
+        yield Document(id=str(doc_id), text=body, source=str(path), meta=meta)
 
 
 def _file_documents(path: Path, doc_id: str, result: LoadResult) -> list[Document]:

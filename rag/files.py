@@ -1,4 +1,5 @@
-"""Atomic file writing: readers see the old file or the new one, never half of one.
+"""Atomic file writing: readers see the old file or the new one, never half of one;
+and JSON Lines reading that names file:line for a bad record.
 
 Write to a temporary name in the same directory, fsync, then `os.replace` (atomic on
 POSIX), then fsync the directory so the rename itself survives a crash.
@@ -61,3 +62,31 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def iter_jsonl(path: str | Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON Lines file (gzipped when
+    it ends in .gz). A line that is not UTF-8, not JSON, or not an object raises `error`
+    with ``file:line: what is wrong``; a missing file raises it too."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    if path.suffix == ".gz":
+        import gzip
+
+        fh = gzip.open(path, "rb")
+    else:
+        fh = path.open("rb")
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise error(f"{path}:{lineno}: not UTF-8 ({exc.reason})") from None
+            except json.JSONDecodeError as exc:
+                raise error(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            if not isinstance(rec, dict):
+                raise error(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            yield lineno, rec

@@ -79,7 +79,7 @@ def read_rows(path: str) -> tuple[list[dict], list[int]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RewardError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+                raise RewardError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
             if not isinstance(row, dict):
                 raise RewardError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             if "completion" not in row:

@@ -73,7 +73,7 @@ def test_beir_jsonl(tmp_path):
 
 
 @pytest.mark.parametrize("line,message", [
-    ('{"_id": "2", "text": ', "malformed JSON"),
+    ('{"_id": "2", "text": ', "invalid JSON"),
     ('{"title": "x", "text": "y"}', "missing field '_id'"),
     ('{"_id": "2"}', "missing field 'text'"),
     ('["not", "an", "object"]', "expected a JSON object"),

@@ -56,7 +56,7 @@ def test_errors_name_file_line_and_field_and_write_nothing(tmp_path, capsys):
     assert f"{missing}:2: missing field 'answer'" in capsys.readouterr().err
     bad = _write(tmp_path / "bad.jsonl", [ROWS[0]], extra="\n{oops\n")
     assert main(["score", "--rewards", "math", "--input", str(bad), "--output", str(out)]) == 2
-    assert f"{bad}:3: malformed JSON" in capsys.readouterr().err
+    assert f"{bad}:3: invalid JSON" in capsys.readouterr().err
     no_completion = _write(tmp_path / "nc.jsonl", [{"answer": "1"}])
     assert main(["score", "--rewards", "math", "--input", str(no_completion)]) == 2
     assert "nc.jsonl:1: missing field 'completion'" in capsys.readouterr().err

@@ -68,7 +68,7 @@ def test_humaneval_rows_carry_the_code_reward_fields():
 def test_jsonl_file_errors_name_file_and_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"question": "q", "answer": "1"}\n{broken\n')
-    with pytest.raises(DataError, match=r"d\.jsonl:2: malformed JSON"):
+    with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON"):
         load_rows(DataConfig(source=str(path)))
     with pytest.raises(DataError, match="no such file"):
         load_rows(DataConfig(source="missing.jsonl"))

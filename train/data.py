@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import ConfigError
+from rag.files import iter_jsonl
 from train.config import DataConfig, ModelConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,19 +43,7 @@ def shared_dir(cfg: DataConfig) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: malformed JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    return [row for _, row in iter_jsonl(path, DataError)]
 
 
 def _gsm8k_gold(answer: str) -> str:
