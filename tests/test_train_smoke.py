@@ -58,8 +58,10 @@ def test_grpo_run_directory_and_logging(grpo_run):
     assert json.loads((out / "summary.json").read_text())["global_step"] == 30
 
 
-def test_dpo_preference_accuracy_on_held_out_pairs(tmp_path):
+def test_dpo_preference_accuracy_on_held_out_pairs(tmp_path, capsys):
     summary = run("dpo", CONFIGS / "dpo-smoke.yaml", out=tmp_path / "dpo")
+    # transformers' log printing is off: stdout stays free for `--json`'s one object
+    assert "'loss'" not in capsys.readouterr().out
     assert summary["eval_before"]["eval_rewards/accuracies"] < 0.5  # policy == reference: no preference yet
     assert summary["eval_after"]["eval_rewards/accuracies"] >= 0.9, summary["eval_after"]
     assert any("loss" in r for r in _metrics(tmp_path / "dpo"))

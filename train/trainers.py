@@ -300,6 +300,18 @@ def _resume_point(run: RunDir, resume: bool) -> str | None:
     return str(last)
 
 
+def _no_log_printing(tr: Any) -> None:
+    """transformers prints every log dict to stdout (PrinterCallback, or the progress
+    bar's tqdm.write): noise that also breaks `--json`'s one object on stdout. assay's own
+    callback already writes each step to metrics.jsonl; the progress bar stays."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    tr.remove_callback(PrinterCallback)
+    for cb in tr.callback_handler.callbacks:
+        if isinstance(cb, ProgressCallback):
+            cb.on_log = lambda *args, **kwargs: None
+
+
 def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbacks: list) -> dict[str, Any]:
     from train import data
     from train.callbacks import AssayCallback, RewardRecorder, graceful_sigint
@@ -357,6 +369,7 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
     else:  # pragma: no cover - load_run_config checked the name
         raise ConfigError(f"unknown trainer {trainer!r}")
 
+    _no_log_printing(tr)
     if held_rows and trainer in ("dpo", "reward", "sft") and resume_from is None:
         summary["eval_before"] = _clean(tr.evaluate())
     with graceful_sigint(callback):
