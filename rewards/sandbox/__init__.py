@@ -86,7 +86,9 @@ class SandboxConfig:
     """A network namespace per job, on top of the server's own (isolates abstract sockets
     between concurrent jobs)."""
     workers: int | None = None
-    """Jobs in flight at once; default: the number of CPUs."""
+    """Jobs in flight at once; default: the number of CPUs plus one (a slot spends part
+    of each job waiting on pipes -- the candidate's answers, its fork -- and one more slot
+    keeps the cores busy meanwhile: ~12% more programs/s on 2 cores)."""
     grace: float = 2.0
     """Seconds past a job's timeout before the server kills its whole namespace."""
     recycle: int = 500
@@ -145,7 +147,7 @@ class Sandbox:
         self._hello: dict[str, Any] = {}
         self._bwrap = False
         self._pid = os.getpid()
-        self.slots = max(1, self.config.workers or os.cpu_count() or 1)
+        self.slots = max(1, self.config.workers or (os.cpu_count() or 1) + 1)
 
     # ---------------------------------------------------------------- lifecycle
     def _start(self) -> None:
