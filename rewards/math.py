@@ -43,6 +43,10 @@ class MathConfig:
     """Several different final answers (boxed twice, "3 or 4") score 0."""
     gold_field: str = "answer"
     """The row field holding the gold answer (a bare answer, a boxed solution, or GSM8K's ``#### N``)."""
+    ignore_tags: tuple[str, ...] = ("information",)
+    """Blocks the policy did not write -- retrieved passages pasted into search rollouts as
+    ``<information>...</information>`` -- are cut before extraction: a passage's ``#### 42``
+    or boxed answer is not the model's answer."""
 
 
 # --------------------------------------------------------------------------- extraction
@@ -476,8 +480,13 @@ def score_math(
     workers: int | None = None,
     hedging_penalty: bool = True,
     gold_field: str = "answer",
+    ignore_tags: Sequence[str] = ("information",),
 ) -> list[RewardResult]:
     results: list[RewardResult | None] = [None] * len(completions)
+    if ignore_tags:
+        names = "|".join(re.escape(t) for t in ignore_tags)
+        block = re.compile(rf"<({names})>.*?(?:</\1>|\Z)", re.S | re.I)  # an unclosed block runs to the end
+        completions = [block.sub(" ", t) if "<" in t else t for t in completions]
     symbolic: dict[tuple[str, str], list[int]] = {}
     extracted: list[tuple[str, str]] = [("", "")] * len(completions)
     for i, (text, row) in enumerate(zip(completions, rows)):

@@ -154,3 +154,20 @@ def test_import_is_light():
             "print(r[0].score, [m for m in ('torch', 'sympy', 'math_verify', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
     assert out[0] == "1.0" and out[1].strip() == "[]"
+
+
+def test_retrieved_passages_are_not_the_models_answer():
+    from rewards.math import score_math
+
+    rows = [{"answer": "7"}] * 4
+    completions = [
+        # a retrieved GSM8K solution carries '#### 7'; the model itself answers 5
+        "<search>janet eggs</search>\n<information>[1] ... so she makes #### 7\n</information>\nThe answer is 5",
+        "<information>[1] ... #### 7</information>\nSo the answer is 7",
+        "<information>[1] an unclosed block with \\boxed{7}",  # the policy wrote nothing of its own
+        "<information>[1] ... 7 ...</information>\nno idea",
+    ]
+    assert [r.score for r in score_math(completions, rows)] == [0.0, 1.0, 0.0, 0.0]
+    assert [r.score for r in score_math(completions, rows, lenient=True)] == [0.0, 1.0, 0.0, 0.0]
+    # without the cut the passage's '#### 7' wins over the model's own "answer is 5"
+    assert score_math(completions[:1], rows[:1], ignore_tags=())[0].score == 1.0
