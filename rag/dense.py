@@ -66,6 +66,7 @@ class DenseIndex:
         self.dim = dim
         self.index = None
         self.vectors: np.ndarray | None = None  # exact vectors, for IVF-PQ re-ranking
+        self.trained_on: int | None = None  # IVF-PQ: vectors its centroids and codebooks were fit to
 
     def __len__(self) -> int:
         return 0 if self.index is None else int(self.index.ntotal)
@@ -100,7 +101,14 @@ class DenseIndex:
             self.index = self._new_index(vectors)
             self.index.add(vectors)
         self.vectors = vectors if self.config.kind == "ivfpq" else None
+        self.trained_on = len(vectors) if self.config.kind == "ivfpq" and len(vectors) else None
         return self
+
+    def needs_retraining(self, total: int) -> bool:
+        """IVF-PQ fits its centroids and codebooks once; after the corpus has more than
+        doubled since, new vectors land in cells and codes fit to other data (and `nlist`
+        is too small for the size), so an update retrains instead of appending."""
+        return self.config.kind == "ivfpq" and bool(self.trained_on) and total > 2 * int(self.trained_on)
 
     def add(self, vectors: np.ndarray) -> None:
         """Append rows (positions continue after the current ones)."""
@@ -140,9 +148,11 @@ class DenseIndex:
         _faiss().write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: str | Path, config: DenseConfig, vectors: np.ndarray | None = None) -> "DenseIndex":
+    def load(cls, path: str | Path, config: DenseConfig, vectors: np.ndarray | None = None,
+             trained_on: int | None = None) -> "DenseIndex":
         faiss = _faiss()
         self = cls(config)
+        self.trained_on = trained_on
         self.index = faiss.read_index(str(path))
         self.dim = self.index.d
         if config.kind == "hnsw" and hasattr(self.index, "hnsw"):

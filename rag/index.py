@@ -193,7 +193,7 @@ class Index:
         docs = [_DocEntry(**json.loads(line)) for line in _lines(vdir / "docs.jsonl")]
         chunks = [Chunk(**json.loads(line)) for line in _lines(vdir / "chunks.jsonl")]
         vectors = np.load(vdir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        dense = DenseIndex.load(vdir / "dense.faiss", config.dense, vectors)
+        dense = DenseIndex.load(vdir / "dense.faiss", config.dense, vectors, manifest.get("dense_trained_on"))
         bm25 = BM25Index.load(vdir / "bm25")
         if not (len(chunks) == len(vectors) == len(dense) == bm25.n_docs):
             raise IndexDirectoryError(f"{vdir}: inconsistent index version (chunks {len(chunks)}, vectors "
@@ -308,7 +308,9 @@ class Index:
         kept_vecs = old_vecs[keep_rows] if len(keep_rows) else np.zeros((0, dim), np.float32)
         vectors = np.ascontiguousarray(np.vstack([kept_vecs, new_vecs.reshape(-1, dim)]), dtype=np.float32)
 
-        if only_appended and not dense_changed and len(self.dense) == len(kept_vecs) and len(kept_vecs):
+        retrain = self.dense.needs_retraining(len(vectors))
+        stats["dense_retrained"] = retrain
+        if only_appended and not dense_changed and not retrain and len(self.dense) == len(kept_vecs) and len(kept_vecs):
             dense = self.dense
             if self.config.dense.kind == "ivfpq":
                 dense.vectors = vectors[: len(kept_vecs)]
@@ -377,6 +379,8 @@ class Index:
             "updated_at": now,
             "last_update": {k: stats[k] for k in ("added", "changed", "removed", "unchanged")},
         }
+        if dense.trained_on:
+            manifest["dense_trained_on"] = int(dense.trained_on)
         atomic_write_json(d / "manifest.json", manifest)  # the commit point
         for entry in d.iterdir():  # old versions and leftovers of killed writes
             if entry.is_dir() and entry.name != name and (entry.name.startswith("v") or entry.name.startswith(".tmp-")):

@@ -256,3 +256,22 @@ def test_cli_index_and_search(tmp_path, corpus_dir, cache, built, capsys, monkey
     assert "no assay index" in capsys.readouterr().err
     assert main(["index", str(corpus_dir), "--index", str(out_dir), "--chunk-size", "300"]) == 2
     assert "--rebuild" in capsys.readouterr().err
+
+
+def test_ivfpq_retrains_once_the_corpus_has_doubled(tmp_path, cache, embedder, shared_data):
+    rows = [json.loads(line) for line in open(shared_data / "cranfield" / "corpus.jsonl")][:30]
+    docs = [Document(id=r["_id"], text=r["text"]) for r in rows]
+    cfg = _config(cache, dense=DenseConfig(kind="ivfpq", rerank_factor=100))
+    idx = Index.build(docs[:6], tmp_path / "ivf", cfg, progress=False, embedder=embedder)
+    first = idx.dense.trained_on
+    assert first == len(idx)
+    grown = idx.update(docs[:24], progress=False)  # appended, and more than twice the size
+    assert grown["dense_retrained"] and idx.dense.trained_on == len(idx) > 2 * first
+    assert json.loads((idx.directory / "manifest.json").read_text())["dense_trained_on"] == len(idx)
+    small = Index.open(idx.directory).update(docs[:25], progress=False)  # appended, not doubled
+    assert not small["dense_retrained"]
+    reopened = Index.open(idx.directory)
+    assert reopened.dense.trained_on == len(idx) < len(reopened)
+    q = embedder.encode(["pressure distribution on a wing"], cache=False)
+    flat = Index.build(docs[:25], tmp_path / "flat", _config(cache), progress=False, embedder=embedder)
+    assert [p for p, _ in reopened.dense_search_vectors(q, 3)[0]] == [p for p, _ in flat.dense_search_vectors(q, 3)[0]]
