@@ -9,8 +9,9 @@ Scoring is exactly rank-bm25's `BM25Okapi` (tested against it on the same tokens
 
 rank-bm25 loops over every document in Python per query term. Here the per-(document,
 term) weight is computed once at build time and stored column-wise (CSC: for each term,
-the documents containing it and their weights), so a query is a gather of a few columns
-and one `np.bincount`; a batch of queries is one sparse matrix product. That is the same
+the documents containing it and their weights), so a query is a gather of a few columns;
+a batch of queries is one sparse x dense matrix product per cache-sized block, answered
+as FAISS answers, (positions, scores) arrays (`search_arrays`). That is the same
 idea as bm25s ("eager" scoring); owning the few lines keeps the scores identical to the
 reference and the files pickle-free (`.npy` arrays and a JSON vocabulary).
 
@@ -264,13 +265,13 @@ class BM25Index:
             return parts[0]
         return np.concatenate([p for p, _ in parts]), np.concatenate([s_ for _, s_ in parts])
 
-    def _search_block(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
+    def _search_block(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         from scipy.sparse import csr_matrix
 
         n, nq, nv = self.n_docs, len(queries), len(self.vocab)
-        # Tokenize the whole block in one regex pass and one dict lookup pass: a separator
-        # word between queries (the regex keeps it, nothing else produces it) marks where
-        # each query ends, so no Python code runs per query or per word.
+        # Tokenize the whole block in one word-split pass and one dict lookup pass: a
+        # separator word between queries (kept by the split, produced by nothing else)
+        # marks where each query ends, so no Python code runs per query or per word.
         joined = _QUERY_SEP.join(queries).lower()
         if joined.count(_SEP_WORD) != nq - 1:  # a query contains the separator word itself
             parts = [self._search_block_each([q], k) for q in queries]
@@ -296,7 +297,7 @@ class BM25Index:
         qm = csr_matrix((counts.astype(np.float64), keys % nv, indptr), shape=(nq, nv))
         return self._top_k(qm, k)
 
-    def _search_block_each(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
+    def _search_block_each(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         from scipy.sparse import csr_matrix
 
         indptr, indices, data = [0], [], []
