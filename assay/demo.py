@@ -143,8 +143,9 @@ def step_retrieval(demo: Demo) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ 3. rewards
 
-# Which rewards score each kind of built-in output.
-_REWARDS_BY_KIND = {"math": "math,format", "code": "code", "language": "language,format"}
+# Which rewards score each kind of built-in output. Format is worth a fifth of
+# correctness: a well-formatted wrong answer must not total as much as a right one.
+_REWARDS_BY_KIND = {"math": "math,format:0.2", "code": "code", "language": "language,format:0.2"}
 
 
 def step_rewards(demo: Demo) -> dict[str, Any]:
