@@ -195,17 +195,23 @@ class BM25Index:
         return self
 
     # ---- scoring --------------------------------------------------------------------
-    def _term_counts(self, query: str) -> dict[int, int]:
-        """Query term ids (in the vocabulary) with their counts; memoised per word."""
+    def _term_ids(self, text: str) -> list[int]:
+        """The vocabulary id of each word of `text` (lower-cased): -1 for a word outside
+        the vocabulary or a stopword, -2 for the batch separator; memoised per word."""
         cache = self._word_ids
-        qwords = words(query.lower())
+        cache[_SEP_WORD] = -2
+        qwords = words(text)
         tids = list(map(cache.get, qwords))
         if None in tids:
             for i, w in enumerate(qwords):
                 if tids[i] is None:
                     terms = self.tokenizer(w)
                     tids[i] = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
-        counts = Counter(tids)
+        return tids
+
+    def _term_counts(self, query: str) -> dict[int, int]:
+        """Query term ids (in the vocabulary) with their counts."""
+        counts = Counter(self._term_ids(query.lower()))
         counts.pop(-1, None)
         counts.pop(-2, None)  # the batch separator word, if a query happens to contain it
         return counts
@@ -256,7 +262,6 @@ class BM25Index:
         if threads is None:
             threads = min(4, os.cpu_count() or 1)
         if threads > 1 and len(blocks) > 1:
-            self._word_ids[_SEP_WORD] = -2
             self._dense_rows()  # built once here, not raced for by the threads
             parts = list(_pool(threads).map(lambda qs: self._search_block(qs, k), blocks))
         else:
@@ -276,16 +281,7 @@ class BM25Index:
         if joined.count(_SEP_WORD) != nq - 1:  # a query contains the separator word itself
             parts = [self._search_block_each([q], k) for q in queries]
             return np.concatenate([p for p, _ in parts]), np.concatenate([s_ for _, s_ in parts])
-        qwords = words(joined)
-        cache = self._word_ids
-        cache[_SEP_WORD] = -2
-        tids = list(map(cache.get, qwords))
-        if None in tids:
-            for i, w in enumerate(qwords):
-                if tids[i] is None:
-                    terms = self.tokenizer(w)
-                    tids[i] = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
-        t = np.asarray(tids, dtype=np.int64)
+        t = np.asarray(self._term_ids(joined), dtype=np.int64)
         qidx = np.cumsum(t == -2)  # query number of every word
         keep = t >= 0
         keys, counts = np.unique(qidx[keep] * nv + t[keep], return_counts=True)

@@ -185,8 +185,8 @@ def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
     out: dict[str, Any] = {"logged_steps": len(rows)}
 
     def series(*names: str) -> list[float]:
-        """Per record, the first of `names` it has (TRL runs log step_seconds/peak_mem_mb, train.ppo
-        step_time/peak_memory_mb)."""
+        """Per record, the first of `names` it has (TRL runs log step_seconds, peak_mem_mb and
+        reward_share; train.ppo step_time, peak_memory_mb and reward_time_share)."""
         values = []
         for r in rows:
             for n in names:
@@ -207,10 +207,7 @@ def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
         n = min(10, len(vals))
         out[f"{key}_first10"] = sum(vals[:n]) / n
         out[f"{key}_last10"] = sum(vals[-n:]) / n
-    share = series("reward_share")
-    if not share:
-        share = [r["reward_time"] / r["step_time"] for r in rows
-                 if isinstance(r.get("reward_time"), (int, float)) and r.get("step_time")]
+    share = series("reward_share", "reward_time_share")
     if share:
         out["reward_share"] = round(sum(share) / len(share), 4)
     return out

@@ -58,6 +58,7 @@ import resource
 import select
 import selectors
 import signal
+import socket
 import struct
 import sys
 import time
@@ -527,8 +528,6 @@ def factory_main(sock, limits, isolated):
     ``fork call|stdio CPU`` + fds (stdin, stdout, stderr, request, response) -> the pid,
     with a pidfd for A to watch; ``kill`` -> the candidate's wait status (or ``-``).
     """
-    import socket
-
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     fd = sock.detach()
     if fd != 10:
@@ -637,9 +636,6 @@ class Factory:
     the candidate is needed, so F forks while A does other work."""
 
     def __init__(self, limits, isolated):
-        import socket
-
-        self.socket = socket
         a_sock, f_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if isolated:
             # A's children from now on are born in a new PID namespace; F is its PID 1 and
@@ -657,7 +653,7 @@ class Factory:
 
     def _reply(self, nfds=0):
         try:
-            msg, fds, _, _ = self.socket.recv_fds(self.sock, 512, nfds) if nfds else (self.sock.recv(512), [], 0, None)
+            msg, fds, _, _ = socket.recv_fds(self.sock, 512, nfds) if nfds else (self.sock.recv(512), [], 0, None)
         except OSError as exc:
             raise FactoryGone(f"the candidate factory is gone: {exc}") from None
         if not msg:
@@ -670,7 +666,7 @@ class Factory:
 
     def fork(self, mode, cpu_seconds, fds):
         try:
-            self.socket.send_fds(self.sock, [f"fork {mode} {int(cpu_seconds)}".encode()], fds)
+            socket.send_fds(self.sock, [f"fork {mode} {int(cpu_seconds)}".encode()], fds)
         except OSError as exc:
             raise FactoryGone(f"the candidate factory is gone: {exc}") from None
 
@@ -725,10 +721,6 @@ class Candidate:
         """Its pid and pidfd, once F has answered the fork."""
         if self.pidfd is None:
             self.pid, self.pidfd = self.factory.forked()
-
-    def exited(self):
-        self.ready()
-        return bool(select.select([self.pidfd], [], [], 0)[0])
 
     def end(self):
         """Kill it and everything it started (F does, and reaps them); its wait status."""
@@ -1179,8 +1171,6 @@ def start_zygote(config):
     """Z: forked before S has read any job, it forks every slot, so no slot (and no
     candidate) ever inherits memory that held another job's tests. S asks over a
     SEQPACKET socket; Z answers with H's pid and S's two pipe ends (SCM_RIGHTS)."""
-    import socket
-
     s_sock, z_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid:
@@ -1207,8 +1197,6 @@ def start_zygote(config):
 
 
 def zygote_slot(sock):
-    import socket
-
     sock.send(b"slot")
     msg, fds, _, _ = socket.recv_fds(sock, 64, 2)
     if len(fds) != 2:
