@@ -27,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from rag.files import shared_data_root  # noqa: E402
 
 
 def load_beir(data: Path):
@@ -61,7 +62,7 @@ def ndcg10(ranked: list[list[str]], qrels: list[dict[str, int]]) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cranfield"))
+    ap.add_argument("--data", default=str(shared_data_root() / "cranfield"))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--json", action="store_true")

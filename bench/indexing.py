@@ -30,11 +30,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from rag.files import shared_data_root  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cranfield"))
+    ap.add_argument("--data", default=str(shared_data_root() / "cranfield"))
     ap.add_argument("--docs", type=int, default=200, help="number of Cranfield documents (default 200; 1400 = all)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--json", action="store_true")

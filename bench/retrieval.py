@@ -42,6 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+from rag.files import shared_data_root  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -55,7 +56,7 @@ def log(*a):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="assay bench retrieval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "cranfield"))
+    p.add_argument("--data", default=str(shared_data_root() / "cranfield"))
     p.add_argument("--chunkings", default="1000:200,5000:0",
                    help="candidate chunkings size:overlap (chars); the first must be the IndexConfig default")
     p.add_argument("--split-seed", type=int, default=0)

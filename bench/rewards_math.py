@@ -22,14 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("ASSAY_SHARED_DATA", ROOT.parent / "shared" / "data"))
+from rag.files import shared_data_root  # noqa: E402
+DATA = shared_data_root()
 BATCH = 256
 
 

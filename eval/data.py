@@ -15,9 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rag.files import iter_jsonl
+from rag.files import iter_jsonl, shared_data_root
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class DataError(ValueError):
@@ -27,10 +26,7 @@ class DataError(ValueError):
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         return Path(explicit)
-    env = os.environ.get("ASSAY_DATA_ROOT") or os.environ.get("ASSAY_SHARED_DATA")
-    if env:
-        return Path(env)
-    return REPO_ROOT.parent / "shared" / "data"
+    return shared_data_root()
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Atomic file writing: readers see the old file or the new one, never half of one;
-and JSON Lines reading that names file:line for a bad record.
+JSON Lines reading that names file:line for a bad record; and where this machine's
+shared data sets are.
 
 Write to a temporary name in the same directory, fsync, then `os.replace` (atomic on
 POSIX), then fsync the directory so the rename itself survives a crash.
@@ -90,3 +91,41 @@ def iter_jsonl(path: str | Path, error: type[Exception] = ValueError) -> Iterato
             if not isinstance(rec, dict):
                 raise error(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
             yield lineno, rec
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_data_root(repo: Path = REPO_ROOT) -> Path:
+    """Where the shared data sets (GSM8K, MATH-500, AIME24, AMC23, Cranfield) are:
+    ``$ASSAY_SHARED_DATA`` (or ``$ASSAY_DATA_ROOT``), else ``shared/data`` beside this
+    checkout, else beside the checkout this one was cloned from (a CI clone in /tmp of
+    /work/main still finds /work/shared/data). Read in place, never copied in."""
+    env = os.environ.get("ASSAY_SHARED_DATA") or os.environ.get("ASSAY_DATA_ROOT")
+    if env:
+        return Path(env)
+    beside = repo.parent / "shared" / "data"
+    if beside.is_dir():
+        return beside
+    origin = _local_origin(repo)
+    if origin is not None and (origin.parent / "shared" / "data").is_dir():
+        return origin.parent / "shared" / "data"
+    return beside  # for the error message that names where it was looked for
+
+
+def _local_origin(repo: Path) -> Path | None:
+    """The local directory `repo` was cloned from (its remote "origin"), if any."""
+    try:
+        text = (repo / ".git" / "config").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == '[remote "origin"]' and line.startswith("url"):
+            url = line.split("=", 1)[1].strip()
+            url = url[len("file://"):] if url.startswith("file://") else url
+            return Path(url) if url.startswith("/") else None
+    return None

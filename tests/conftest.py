@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.files import shared_data_root
+
 # Nothing is downloaded at test time: known models resolve to packaged copies.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -15,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The shared data sets (GSM8K, MATH-500, AIME24, AMC23, Cranfield) live beside the repo;
 # tests read them in place and never copy them in.
-SHARED_DATA = Path(os.environ.get("ASSAY_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SHARED_DATA = shared_data_root()
 
 
 @pytest.fixture(scope="session")

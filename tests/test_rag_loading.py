@@ -103,3 +103,22 @@ def test_missing_paths_duplicates_and_unsupported_files_are_errors(tmp_path):
 
 def test_html_to_text_keeps_blocks_and_entities():
     assert html_to_text("<p>a&lt;b</p><p>c</p>") == "a<b\n\nc" or html_to_text("<p>a&lt;b</p><p>c</p>") == "a<b\nc"
+
+
+def test_shared_data_is_found_beside_the_checkout_or_its_origin(tmp_path, monkeypatch):
+    from rag.files import shared_data_root
+
+    monkeypatch.delenv("ASSAY_SHARED_DATA", raising=False)
+    monkeypatch.delenv("ASSAY_DATA_ROOT", raising=False)
+    data = tmp_path / "work" / "shared" / "data"
+    data.mkdir(parents=True)
+    assert shared_data_root(tmp_path / "work" / "main") == data
+    clone = tmp_path / "ci" / "main"  # a clone elsewhere, of /…/work/main
+    (clone / ".git").mkdir(parents=True)
+    (clone / ".git" / "config").write_text(
+        f'[core]\n\tbare = false\n[remote "origin"]\n\turl = {tmp_path / "work" / "main"}\n')
+    assert shared_data_root(clone) == data
+    (clone / ".git" / "config").write_text('[remote "origin"]\n\turl = https://example.com/x.git\n')
+    assert shared_data_root(clone) == tmp_path / "ci" / "shared" / "data"  # named in the error
+    monkeypatch.setenv("ASSAY_SHARED_DATA", str(tmp_path / "elsewhere"))
+    assert shared_data_root(clone) == tmp_path / "elsewhere"

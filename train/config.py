@@ -53,7 +53,7 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
     """Options of a built-in source (reasoning_gym: size, seed and the task's own settings)."""
     shared_dir: str | None = None
-    """Where gsm8k/math500 live (default: $ASSAY_SHARED_DATA or ../shared/data beside the repo)."""
+    """Where gsm8k/math500 live (default: `rag.files.shared_data_root()`)."""
     limit: int | None = None
     """Use at most this many training rows (after the held-out rows are set aside)."""
     eval_size: int = 0

