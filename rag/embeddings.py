@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.files import atomic_open
+from rag.files import atomic_open, fault
 
 
 def default_cache_dir() -> Path:
@@ -80,6 +80,7 @@ class EmbeddingCache:
         name = uuid.uuid4().hex
         with atomic_open(self.dir / f"{name}.vecs.npy", "wb") as fh:
             np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        fault("cache:after_vecs")
         with atomic_open(self.dir / f"{name}.keys.npy", "wb") as fh:
             np.save(fh, np.array(keys, dtype="S16"), allow_pickle=False)
         if self._map is not None:

@@ -1,6 +1,6 @@
 """Atomic file writing: readers see the old file or the new one, never half of one;
-JSON Lines reading that names file:line for a bad record; and where this machine's
-shared data sets are.
+JSON Lines reading that names file:line for a bad record; where this machine's shared
+data sets are; and named fault points for crash tests (`fault`).
 
 Write to a temporary name in the same directory, fsync, then `os.replace` (atomic on
 POSIX), then fsync the directory so the rename itself survives a crash.
@@ -12,8 +12,34 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def fault(point: str) -> None:
+    """A named write point where tests inject a crash, deterministically.
+
+    ``ASSAY_FAULT=index:after_vectors`` makes the process reaching that point exit at once
+    with status 137 (as if SIGKILLed: no cleanup, no atexit); ``NAME=pause:BASE`` creates
+    ``BASE.reached`` and waits (up to 120 s) until ``BASE.go`` exists, so a test can run
+    another process at exactly that moment. Several points: comma-separated. Unset (the
+    normal case), it costs one environment lookup."""
+    spec = os.environ.get("ASSAY_FAULT")
+    if not spec:
+        return
+    for item in spec.split(","):
+        name, _, action = item.strip().partition("=")
+        if name != point:
+            continue
+        if action.startswith("pause:"):
+            base = action[len("pause:"):]
+            Path(base + ".reached").touch()
+            deadline = time.monotonic() + 120
+            while not os.path.exists(base + ".go") and time.monotonic() < deadline:
+                time.sleep(0.005)
+        else:
+            os._exit(137)
 
 
 def _umask() -> int:

@@ -50,7 +50,7 @@ from rag.chunking import ChunkConfig, Chunker
 from rag.documents import Chunk, Document, Hit, load_sources
 from rag.dense import DenseConfig, DenseIndex
 from rag.embeddings import Embedder
-from rag.files import atomic_write_json, fsync_dir
+from rag.files import atomic_write_json, fault, fsync_dir
 from rag.fusion import FusionConfig, fuse
 
 FORMAT = "assay-index"
@@ -177,6 +177,7 @@ class Index:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise IndexDirectoryError(f"{path}: unreadable manifest ({exc})") from None
+        fault("open:after_manifest")
         if manifest.get("format") != FORMAT:
             raise IndexDirectoryError(f"{path}: not an assay index manifest")
         if manifest.get("format_version") != FORMAT_VERSION:
@@ -339,6 +340,7 @@ class Index:
         name = f"v{seq:06d}-{uuid.uuid4().hex[:6]}"
         tmp = d / f".tmp-{name}"
         tmp.mkdir()
+        fault("index:version_dir")
         try:
             with open(tmp / "docs.jsonl", "w", encoding="utf-8") as fh:
                 for e in docs:
@@ -347,9 +349,12 @@ class Index:
                 for c in chunks:
                     fh.write(json.dumps({"id": c.id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
                                          "text": c.text}, ensure_ascii=False) + "\n")
+            fault("index:after_chunks")
             np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
+            fault("index:after_vectors")
             dense.save(tmp / "dense.faiss")
             bm25.save(tmp / "bm25")
+            fault("index:after_bm25")
             for root, _, files in os.walk(tmp):
                 for f in files:
                     fd = os.open(os.path.join(root, f), os.O_RDONLY)
@@ -360,6 +365,7 @@ class Index:
                 fsync_dir(root)
             os.rename(tmp, d / name)
             fsync_dir(d)
+            fault("index:before_commit")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -382,6 +388,7 @@ class Index:
         if dense.trained_on:
             manifest["dense_trained_on"] = int(dense.trained_on)
         atomic_write_json(d / "manifest.json", manifest)  # the commit point
+        fault("index:after_commit")
         for entry in d.iterdir():  # old versions and leftovers of killed writes
             if entry.is_dir() and entry.name != name and (entry.name.startswith("v") or entry.name.startswith(".tmp-")):
                 shutil.rmtree(entry, ignore_errors=True)
