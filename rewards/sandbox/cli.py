@@ -47,6 +47,7 @@ def _read(path: str, what: str) -> str:
 def run_check(args: argparse.Namespace) -> int:
     from rewards import sandbox
 
+    sandbox._announced = True  # the list below says it all; no extra notice line
     caps = sandbox.capabilities()
     if args.json:
         print(json.dumps(caps))

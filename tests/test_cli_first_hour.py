@@ -1,0 +1,65 @@
+"""Issue 16, the first hour of a new user: set-up, errors and surprises, progress.
+
+Each test runs the real thing (the real sandbox, the real parser, a real tiny training run);
+an absent tool is faked by leaving it off PATH in a subprocess, never by a mock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assay.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _env_without_bwrap(tmp_path: Path) -> dict[str, str]:
+    empty = tmp_path / "bin"
+    empty.mkdir(exist_ok=True)
+    return {**os.environ, "PATH": str(empty)}
+
+
+# ------------------------------------------------------------------ set-up and the sandbox
+def test_without_bubblewrap_the_tests_that_need_it_skip_naming_it(tmp_path):
+    env = _env_without_bwrap(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         str(REPO / "tests" / "test_rewards_sandbox_adversarial.py"),
+         "-k", "write_host_tmp or read_secrets or unshare_escape or host_files or isolation_is_complete"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "5 skipped" in out, out
+    assert "needs bubblewrap" in out and "apt-get install bubblewrap" in out, out
+
+
+def test_a_command_that_runs_code_says_when_bubblewrap_is_off(tmp_path):
+    program = tmp_path / "p.py"
+    program.write_text("print(6 * 7)\n")
+    cmd = [sys.executable, "-m", "assay", "sandbox", "run", str(program)]
+    off = subprocess.run(cmd, capture_output=True, text=True, env=_env_without_bwrap(tmp_path), timeout=120)
+    assert off.returncode == 0 and off.stdout == "42\n", off.stderr
+    lines = [line for line in off.stderr.splitlines() if line.startswith("sandbox:")]
+    assert len(lines) == 1 and "bubblewrap not found" in lines[0] and "apt-get install bubblewrap" in lines[0]
+    check = subprocess.run([sys.executable, "-m", "assay", "sandbox", "check", "--json"], capture_output=True,
+                           text=True, env=_env_without_bwrap(tmp_path), timeout=120)
+    assert json.loads(check.stdout)["bubblewrap"] is False and "sandbox:" not in check.stderr
+    from rewards import sandbox
+
+    if sandbox.capabilities()["missing"] == []:  # all on here: not a word
+        on = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert on.stdout == "42\n" and "sandbox:" not in on.stderr, on.stderr
+
+
+def test_ci_installs_nothing_the_readme_does_not():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "apt-get" not in ci
+    assert "bash setup.sh --dev && .venv/bin/python -m pytest -q" in ci
+    setup = (REPO / "setup.sh").read_text()
+    assert "apt-get update -qq && apt-get install -y -qq bubblewrap" in setup
