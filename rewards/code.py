@@ -11,8 +11,12 @@ Three input styles, chosen by the row's fields:
   are compared after trimming trailing whitespace on each line (and trailing blank lines);
   the run must also exit with status 0.
 
-The code is the last fenced python block of the completion when there is one (else the
-last bare fence, else the whole text). Score = fraction of tests passed, or 0/1 with
+The program is found as a careful reader would (`rewards.code_extraction`): the fenced
+block (or the span of code in prose) that defines what the tests call, with the helpers
+and imports it needs from other blocks, and without the example usage, asserts and
+``if __name__ == "__main__":`` blocks chat models append; stdin/stdout programs take the
+last python fence (else the last bare fence, else the whole text). How it was found is in
+``details["extraction"]``, and in the reason when it differs from that plain rule. Score = fraction of tests passed, or 0/1 with
 ``binary=True``. Every score comes with a reason such as "3/5 tests passed; first failure:
 AssertionError at test 2", "timeout after 5s", "no code found" or "syntax error line 3".
 
@@ -23,27 +27,25 @@ Where the tests run, and why a program cannot forge a pass, is the sandbox's bus
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
-import re
 from typing import Any, Sequence
 
 from rewards.base import RewardError, RewardResult, register
+from rewards.code_extraction import Extraction, extract_program, legacy_extract
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+\-.]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
-_PY_TAGS = {"python", "py", "python3", "py3", "pycon", "python2"}
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
-def extract_code(text: str) -> str:
-    """The program in a completion: the last ```python block, else the last untagged
-    fenced block, else the whole text (HumanEval-style raw continuations)."""
-    blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(text or "")]
-    for wanted in (lambda t: t in _PY_TAGS, lambda t: t == ""):
-        chosen = [body for tag, body in blocks if wanted(tag)]
-        if chosen:
-            return chosen[-1]
-    if blocks:  # only other languages: there is no python to run
-        return ""
-    return text or ""
+def extract_code(text: str, entry_point: str | Sequence[str] | None = None, prompt: str = "") -> str:
+    """The program in a completion. Without an entry point: the last ```python block, else
+    the last untagged fenced block, else the whole text (HumanEval-style raw
+    continuations). With one: the robust extraction of `rewards.code_extraction` (the
+    block defining it, helpers from other blocks, test and demo code dropped)."""
+    if entry_point is None:
+        return legacy_extract(text)
+    roots = [entry_point] if isinstance(entry_point, str) else list(entry_point)
+    return extract_program(text, roots, prompt).code
 
 
 def _row_style(row: dict, i: int) -> str:
@@ -134,9 +136,41 @@ def _code_prompt(prompt: Any) -> str:
     return ""
 
 
-def build_job(completion: str, row: dict, style: str) -> tuple[dict | None, str | None]:
+@functools.lru_cache(maxsize=4096)
+def _called_names(tests: tuple[str, ...]) -> tuple[str, ...]:
+    """The names an assert list loads (the functions it calls, the modules it uses)."""
+    names: list[str] = []
+    for t in tests:
+        try:
+            tree = ast.parse(t)
+        except (SyntaxError, ValueError):
+            continue
+        names += [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    return tuple(n for n in dict.fromkeys(names) if n not in _BUILTIN_NAMES)
+
+
+def entry_points(row: dict, style: str) -> list[str] | None:
+    """What the row's tests call: HumanEval's entry point, the names an assert list uses;
+    None for stdin/stdout programs (their top-level code is the program)."""
+    if style == "humaneval":
+        return [str(row["entry_point"])]
+    if style == "mbpp":
+        tests = row["test_list"]
+        return list(_called_names(tuple(str(t) for t in ([tests] if isinstance(tests, str) else tests)))) or None
+    return None
+
+
+def extract(completion: str, row: dict, style: str) -> Extraction:
+    """The program in a completion for this row (`rewards.code_extraction`)."""
+    raw = row.get("prompt") if style == "humaneval" else None
+    return extract_program(completion, entry_points(row, style), raw if isinstance(raw, str) else "")
+
+
+def build_job(completion: str, row: dict, style: str,
+              extraction: Extraction | None = None) -> tuple[dict | None, str | None]:
     """The sandbox job for one completion, or (None, reason) when there is nothing to run."""
-    code = extract_code(completion)
+    ex = extraction or extract(completion, row, style)
+    code = ex.code
     if not code.strip():
         return None, "no code found"
     prompt = ""
@@ -144,9 +178,11 @@ def build_job(completion: str, row: dict, style: str) -> tuple[dict | None, str 
         first = next((line for line in code.splitlines() if line.strip()), "")
         raw = row.get("prompt")
         prompt = _code_prompt(raw)
-        if not prompt and isinstance(raw, str) and first[:1] in (" ", "\t") and _compiles(raw + code):
+        if ex.continues_prompt and isinstance(raw, str):
+            prompt = raw  # the completion continues the prompt (a body, or a bare signature's body)
+        elif not prompt and isinstance(raw, str) and first[:1] in (" ", "\t") and _compiles(raw + code):
             prompt = raw  # a bare signature (`def f(x):`) that the completion's body completes
-        glue = "" if (not prompt or first[:1] in (" ", "\t")) else "\n"
+        glue = "" if (not prompt or first[:1] in (" ", "\t") or prompt.endswith("\n") and ex.continues_prompt) else "\n"
         program = prompt + glue + code
     else:
         program = code
@@ -333,15 +369,29 @@ def code(
         if style == "mbpp" and not row["test_list"] or style == "stdio" and not row["inputs"]:
             results[i] = RewardResult(None, "the row has no tests", {"style": style})
             continue
-        job, reason = build_job(completion if isinstance(completion, str) else str(completion), row, style)
+        text = completion if isinstance(completion, str) else str(completion)
+        ex = extract(text, row, style)
+        job, reason = build_job(text, row, style, extraction=ex)
         if job is None:
-            results[i] = RewardResult(0.0, reason, {"style": style})
+            results[i] = _with_extraction(RewardResult(0.0, reason, {"style": style}), ex, text)
             continue
         job["timeout"] = limit
         jobs.append(job)
-        where.append((i, style))
+        where.append((i, style, ex, text))
     if jobs:
         outs = sandbox_mod.get_sandbox(config).run(jobs)
-        for job, out, (i, style) in zip(jobs, outs, where):
-            results[i] = interpret(job, out, rows[i], style, binary, limit)
+        for job, out, (i, style, ex, text) in zip(jobs, outs, where):
+            results[i] = _with_extraction(interpret(job, out, rows[i], style, binary, limit), ex, text)
     return results  # type: ignore[return-value]
+
+
+def _with_extraction(result: RewardResult, ex: Extraction, text: str) -> RewardResult:
+    """The extraction in the details always (``extraction``: how, ``dropped``: what); in
+    the reason too when it ran something other than the plain last-fence rule would have."""
+    details = {**result.details, "extraction": ex.method}
+    if ex.dropped:
+        details["dropped"] = list(ex.dropped)
+    reason = result.reason
+    if ex.code and ex.code != legacy_extract(text):
+        reason = f"{reason}; extracted: {ex.method}"
+    return RewardResult(result.score, reason, details)
