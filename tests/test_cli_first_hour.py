@@ -63,3 +63,47 @@ def test_ci_installs_nothing_the_readme_does_not():
     assert "bash setup.sh --dev && .venv/bin/python -m pytest -q" in ci
     setup = (REPO / "setup.sh").read_text()
     assert "apt-get update -qq && apt-get install -y -qq bubblewrap" in setup
+
+
+# ------------------------------------------------------------------------ unknown models
+@pytest.mark.parametrize("name, expect", [
+    ("does-not-exist", "'does-not-exist' is not a known name, a local path or a reachable hub id"),
+    ("./models/nope", "model path ./models/nope does not exist"),
+    ("../nope/model", "model path ../nope/model does not exist"),
+    ("no-org/no-such-model", "not a known name, a local path or a reachable hub id"),
+])
+def test_an_unknown_model_is_one_line_at_once(tmp_path, name, expect):
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "assay", "eval", "run", "gsm8k", "--model", name, "--limit", "1",
+                           "--out", str(tmp_path / "run"), "--no-cache"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert time.monotonic() - t0 < 30
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], proc.stderr
+    assert "all-MiniLM-L6-v2, SmolLM2-135M-Instruct" in lines[0]
+    assert "Retrying" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_no_network_is_offline_without_retries(monkeypatch):
+    # the hub endpoint unreachable (a closed local port), HF_HUB_OFFLINE unset: fails fast
+    from rag import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(models.ModelError, match="unreachable"):
+        models.resolve("some-org/some-model")
+
+
+def test_a_known_name_and_a_local_path_still_resolve(tmp_path):
+    from rag import models
+
+    assert models.resolve(str(tmp_path)) == str(tmp_path)
+    assert models.canonical_name("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert Path(models.resolve("all-MiniLM-L6-v2")).is_dir()

@@ -11,8 +11,10 @@ def test_known_names_resolve_to_packaged_copies(minilm):
     assert (models.Path(minilm) / "model.safetensors").exists()
 
 
-def test_unknown_name_passes_through():
-    assert models.resolve("some-org/some-model") == "some-org/some-model"
+def test_unknown_hub_id_offline_fails_at_once(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelError, match="not a known name.*SmolLM2-135M-Instruct.*HF_HUB_OFFLINE"):
+        models.resolve("some-org/some-model")
 
 
 def test_smollm2_converted_from_gguf_to_safetensors(smollm2):
