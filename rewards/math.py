@@ -50,87 +50,9 @@ class MathConfig:
 
 
 # --------------------------------------------------------------------------- extraction
-@dataclass
-class Extraction:
-    answer: str | None  # None: nothing found; "" an empty box / answer
-    method: str  # "boxed", "####", "answer is", "<answer>", "last number", "none"
-    candidates: list[str] = field(default_factory=list)  # every final answer seen (hedging)
-
-
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
-_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
-_HASHES_RE = re.compile(r"####\s*([^\n]*)")
-_ANSWER_IS_RE = re.compile(
-    r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*:?\s*(.+?)(?:\n|$)", re.I
-)
-_NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")
-
-
-def _boxed_contents(text: str) -> list[str]:
-    """Contents of every ``\\boxed{...}`` / ``\\fbox{...}``, braces balanced, in order."""
-    out = []
-    for m in _BOX_RE.finditer(text):
-        i = m.end()
-        if i < len(text) and text[i] == "{":
-            depth, j = 0, i
-            while j < len(text):
-                c = text[j]
-                if c == "\\":
-                    j += 2
-                    continue
-                if c == "{":
-                    depth += 1
-                elif c == "}":
-                    depth -= 1
-                    if depth == 0:
-                        out.append(text[i + 1 : j])
-                        break
-                j += 1
-            # an unclosed box is a truncated completion: no answer from it
-        elif i < len(text):
-            # `\boxed 5`: the next token
-            tok = re.match(r"[^\s$]+", text[i:])
-            if tok and m.group(0).endswith(" "):
-                out.append(tok.group(0))
-    return out
-
-
-def extract_answer(text: str, lenient: bool = False) -> Extraction:
-    """The final answer a completion commits to (see the module doc for the order)."""
-    scope = text
-    tags = _ANSWER_TAG_RE.findall(text)
-    if tags:
-        scope = tags[-1]
-    boxes = _boxed_contents(scope)  # inside <answer> when there is one: boxes in the thinking do not count
-    if boxes:
-        return Extraction(boxes[-1].strip(), "boxed", [b.strip() for b in boxes])
-    hashes = _HASHES_RE.findall(scope)
-    if hashes:
-        return Extraction(hashes[-1].strip(), "####", [h.strip() for h in hashes])
-    said = _ANSWER_IS_RE.findall(scope)
-    if said:
-        ans = said[-1].strip()
-        ans = re.sub(r"^\$+|\$+$", "", ans.rstrip(" .")).strip()
-        return Extraction(ans, "answer is", [ans])
-    if tags:
-        ans = tags[-1].strip()
-        return Extraction(ans, "<answer>", [ans])
-    if lenient:
-        nums = _NUMBER_RE.findall(text)
-        if nums:
-            return Extraction(nums[-1], "last number", [nums[-1]])
-    return Extraction(None, "none", [])
-
-
-def extract_gold(gold: Any) -> str:
-    """The answer part of a gold field: GSM8K's ``#### N``, a boxed solution, or as is."""
-    text = str(gold).strip()
-    if "####" in text:
-        return text.rsplit("####", 1)[1].strip()
-    boxes = _boxed_contents(text)
-    if boxes:
-        return boxes[-1].strip()
-    return text
+# Extraction lives in its own module (what the completion commits to); grading is here.
+from rewards.math_extraction import Extraction, boxed_contents as _boxed_contents  # noqa: E402
+from rewards.math_extraction import extract_answer, extract_gold, fullwidth_to_ascii  # noqa: E402,F401
 
 
 # ------------------------------------------------------------------------ normalization
@@ -144,16 +66,29 @@ _SPACING_RE = re.compile(r"\\(?:left|right|displaystyle|[,!;:> ]|quad|qquad)|~")
 _UNIT_WORDS = (
     "dollars?|cents?|units?|degrees?|cm|mm|km|m|meters?|inches|inch|feet|foot|ft|miles?|mph|"
     "hours?|minutes?|seconds?|days?|weeks?|months?|years?|pounds?|lbs?|kg|grams?|g|ounces?|oz|"
-    "liters?|ml|gallons?|people|students?|sq|square|cubic|percent|points?|pages?|apples?|"
-    "marbles?|cookies?|books?|pieces?|times|ways|boxes|bags|eggs|cups|items?"
+    "liters?|ml|gallons?|people|students?|sq|square|cubic|percent|percentage|pct|points?|pages?|"
+    "apples?|marbles?|cookies?|books?|pieces?|times|ways|boxes|bags|eggs|cups|items?"
 )
 _TRAILING_UNIT_RE = re.compile(
     rf"^(.*?\d)\s*(?:\\,)?(?:(?:{_UNIT_WORDS})(?:\^\{{?\d\}}?)?\.?\s*)+$", re.I
 )
+# Any one or two plain words after a number are a unit ("125 crayons", "12 pct", "3 hours
+# ago" is reduced by extraction); words that join answers ("and", "or") are not units.
+_TRAILING_WORDS_RE = re.compile(
+    r"^(-?[\d.,/]*\d(?:\^\d)?)\s*(?!(?:and|or|to|and|x|i|e)\b)(?:[A-Za-z\u00b2\u00b3\u20ac\u00a3\u00a5]+\.?\s*){1,3}$",
+    re.I,
+)
+_TRAILING_TEXT_RE = re.compile(
+    r"^(.*[\d}])\s*\\(?:text|textnormal|textrm|mbox|mathrm|textbf|textit)\s*\{\s*(?!and\b|or\b)[A-Za-z .]+\}\s*\.?$"
+)
+_RELATION_WORDS = {"\\leqslant": "\\le ", "\\geqslant": "\\ge ", "\\leq": "\\le ", "\\geq": "\\ge ",
+                   "\\lt": "<", "\\gt": ">", "<=": "\\le ", ">=": "\\ge ", "\\neq": "\\ne ", "!=": "\\ne "}
 
 
 def clean_latex(s: str) -> str:
     """Light cleanup that keeps LaTeX meaning (what the symbolic path receives)."""
+    s = fullwidth_to_ascii(s)  # ３６ -> 36
+    s = re.sub(r"(?<!\\)\\\\(?=[A-Za-z])", r"\\", s)  # \\le written with a doubled backslash
     for k, v in _UNICODE.items():
         s = s.replace(k, v)
     s = s.strip()
@@ -165,10 +100,16 @@ def clean_latex(s: str) -> str:
     if boxed and s.startswith(("\\boxed", "\\fbox")) and len(boxed) == 1 and s.endswith("}"):
         s = boxed[0].strip()  # a box around the whole answer
     s = re.sub(r"\\mathrm\{e\}|\\text\{e\}", "e", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
     s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)
+    s = re.sub(r"\\frac\s*(\d)\s*\{", r"\\frac{\1}{", s)
+    s = re.sub(r"\\frac\s*(\{[^{}]*\})\s*(\d)", r"\\frac\1{\2}", s)
     s = re.sub(r"\\sqrt\s*(\d+)", r"\\sqrt{\1}", s)
     s = re.sub(r"([\^_])\{(\w)\}", r"\1\2", s)  # x^{2} -> x^2
+    # MATH's thousands separators: 10,\!000 and 14{,}916
+    s = re.sub(r"(?<=\d)\s*(?:,\\!|\{\s*,\s*\}|,\\,)\s*(?=\d{3})", ",", s)
+    for k, v in _RELATION_WORDS.items():
+        s = s.replace(k, v)
     s = s.rstrip()
     while s.endswith((".", ",")) and not s.endswith("\\."):
         s = s[:-1].rstrip()
@@ -179,6 +120,9 @@ def normalize(s: str) -> str:
     """Canonical string form used by the fast path (spaces removed)."""
     s = clean_latex(s)
     s = re.sub(r"^\\text\{\s*(?:the )?(?:final )?answer\s*(?:is)?:?\s*\}", "", s, flags=re.I)
+    m = _TRAILING_TEXT_RE.match(s)
+    if m:
+        s = m.group(1)  # \frac{1}{3}\text{ meters}
     for _ in range(3):
         s2 = _TEXT_CMD_RE.sub(r"\1", s)
         if s2 == s:
@@ -187,16 +131,17 @@ def normalize(s: str) -> str:
     s = _SPACING_RE.sub(" ", s)
     s = re.sub(r"\^\s*\{?\\circ\}?|\\circ|\\degree", "", s)
     s = s.replace("\\%", "").replace("%", "").replace("\\$", "").replace("$", "")
+    s = re.sub(r"[\u20ac\u00a3\u00a5]", "", s)  # other currency signs
     s = s.strip()
-    # `x = 5`, `k=\frac12` -> the right-hand side (one simple variable on the left).
-    m = re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)", s)
-    if m:
-        s = m.group(1).strip()
-    m = _TRAILING_UNIT_RE.match(s)
+    s = _strip_name(s)
+    m = _TRAILING_UNIT_RE.match(s) or _TRAILING_WORDS_RE.match(s)
     if m:
         s = m.group(1)
+    words = _number_from_words(s)
+    if words is not None:
+        s = str(words)
     s = re.sub(r"(?<=\d)\{,\}(?=\d{3})", ",", s)
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):
+    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", s):
         s = s.replace(",", "")
     if re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s):
         s = s.replace(" ", "")  # 1 000 000
@@ -205,10 +150,70 @@ def normalize(s: str) -> str:
     s = re.sub(r"\s+", "", s)
     while s.endswith((".",)):
         s = s[:-1]
+    s = re.sub(r"(?<![\d.])\.(?=\d)", "0.", s)  # .4 -> 0.4
     # 5.0 -> 5, 0.50 -> 0.5 (a plain decimal only)
     if re.fullmatch(r"-?\d+\.\d*?0+", s):
         s = s.rstrip("0").rstrip(".")
     return s
+
+
+# A left-hand side that only names the answer: x, k_1, f(x), (p,q), |AB|, A:B, \frac{NO}{BO}.
+_NAME_RE = re.compile(
+    r"(?:[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z, ]*\))?|[A-Z]{2,3}|\([A-Za-z ,_{}]+\)|\|[A-Za-z]+\||"
+    r"[A-Za-z](?:_\{?\w+\}?)?(?:\s*:\s*[A-Za-z](?:_\{?\w+\}?)?)+|\\frac\{[A-Za-z]+\}\{[A-Za-z]+\}|"
+    r"\\[A-Za-z]+(?:_\{?\w+\}?)?)"
+)
+
+
+def _strip_name(s: str) -> str:
+    """``(p,q)=(3,2)`` -> ``(3,2)``; ``x = 5+5+1 = 11`` -> ``11``; ``x \\in [a,b]`` -> ``[a,b]``;
+    ``x \\approx 11`` -> ``11``. An equation whose left side is more than a name stays."""
+    m = re.match(r"^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*\\in\s*(.+)$", s)
+    if m:
+        return m.group(2).strip()
+    m = re.match(r"^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*\\approx\s*(.+)$", s)
+    if m:
+        return m.group(2).strip()
+    if len(_split_top(s, ",")) > 1:
+        return s  # a list: each part has its own name (answer_parts)
+    parts = _split_top(s, "=")
+    if len(parts) >= 2 and _NAME_RE.fullmatch(parts[0].strip()) and all(p.strip() for p in parts):
+        s = parts[-1].strip()
+    elif len(parts) > 2 and all(p.strip() for p in parts):
+        s = parts[-1].strip()  # a chain of equal steps: its last value
+    else:
+        return s
+    if "\\approx" in s:
+        left, right = s.split("\\approx", 1)
+        s = right.strip() if _NAME_RE.fullmatch(left.strip()) else left.strip()
+    return s
+
+
+_UNITS_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS_WORDS = {w: 10 * (i + 2) for i, w in enumerate(
+    "twenty thirty forty fifty sixty seventy eighty ninety".split())}
+_SCALE_WORDS = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+
+
+def _number_from_words(s: str) -> int | None:
+    """"twenty-four" -> 24, "one hundred and five" -> 105; None for anything else."""
+    words = re.split(r"[\s-]+", s.strip().lower().replace(" and ", " "))
+    if not words or not all(w in _UNITS_WORDS or w in _TENS_WORDS or w in _SCALE_WORDS for w in words):
+        return None
+    total = current = 0
+    for w in words:
+        if w in _UNITS_WORDS:
+            current += _UNITS_WORDS[w]
+        elif w in _TENS_WORDS:
+            current += _TENS_WORDS[w]
+        elif w == "hundred":
+            current = max(current, 1) * 100
+        else:
+            total += max(current, 1) * _SCALE_WORDS[w]
+            current = 0
+    return total + current
 
 
 _CHOICE_RE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]|\s|$)")
@@ -335,14 +340,14 @@ def _exact_number(s: str) -> Fraction | None:
     return exact_number(s)
 
 
-def _split_top(s: str) -> list[str]:
+def _split_top(s: str, sep: str = ",") -> list[str]:
     parts, depth, cur = [], 0, []
     for c in s:
         if c in "([{":
             depth += 1
         elif c in ")]}":
             depth -= 1
-        if c == "," and depth == 0:
+        if c == sep and depth == 0:
             parts.append("".join(cur))
             cur = []
         else:
@@ -401,8 +406,127 @@ def _top_level_commas(s: str) -> int:
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z '\-]*")
 
 
+_JOINERS_RE = re.compile(
+    r"\\q?quad|\\text\{\s*(?:and|or|,)\s*\}|\\(?:text|mbox)\{\s*for part \(\w\) and\s*\}|\s+(?:and|or)\s+|(?<=[)\]}])\s*(?:and|or)\s*(?=[(\[{\\])"
+)
+_INTERVAL_NAME = r"[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z]\))?"
+_BOUND = r"[^<>=\\]*(?:\\(?:frac|sqrt|pi|infty|dfrac)[^<>=]*)?"
+
+
+def _as_interval(s: str) -> str:
+    """``-2 \le x \le 7`` -> ``[-2, 7]``, ``x > 5`` -> ``(5, \infty)``; anything else as is."""
+    t = s.replace(" ", "")
+    ops = {"<": ("(", ")"), "\\le": ("[", "]")}
+    m = re.fullmatch(rf"({_BOUND})(<|\\le)({_INTERVAL_NAME})(<|\\le)({_BOUND})", t)
+    if m and m.group(1) and m.group(5):
+        return f"{ops[m.group(2)][0]}{m.group(1)},{m.group(5)}{ops[m.group(4)][1]}"
+    m = re.fullmatch(rf"({_INTERVAL_NAME})(<|>|\\le|\\ge)({_BOUND})", t) or None
+    if m and m.group(3) and not re.search(r"[A-Za-z]", re.sub(r"\\(?:frac|sqrt|pi|infty)", "", m.group(3))):
+        op, v = m.group(2), m.group(3)
+        return {"<": f"(-\\infty,{v})", "\\le": f"(-\\infty,{v}]", ">": f"({v},\\infty)", "\\ge": f"[{v},\\infty)"}[op]
+    m = re.fullmatch(rf"({_BOUND})(<|>|\\le|\\ge)({_INTERVAL_NAME})", t)
+    if m and m.group(1) and not re.search(r"[A-Za-z]", re.sub(r"\\(?:frac|sqrt|pi|infty)", "", m.group(1))):
+        flipped = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le"}[m.group(2)]
+        return _as_interval(f"{m.group(3)}{flipped}{m.group(1)}")
+    return s
+
+
+def answer_parts(answer: str) -> list[str]:
+    """The parts of a multi-part answer, each without its name: ``1, 2``, ``6 and 8``,
+    ``\boxed{1}\boxed{2}``, ``(11,7) or (7,11)``, ``\{-12, -11\}``, ``-12;-11``,
+    ``p=5,q=2;p=7,q=2`` (-> ``(5,2)``, ``(7,2)``). A single answer is one part."""
+    s = clean_latex(answer)
+    if re.fullmatch(r"(?:\\?[$€£¥])?\s*-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?\s*(?:[A-Za-z²³%€$]+\.?)?\s*\$?", s):
+        return [s]  # $1,000.99 and 1,000,000 m² are one number
+    s = re.sub(r"(?<!\\)\\(?:[!;: ]|,(?!\d))", " ", s)  # spacing commands (\, holds a comma)
+    s = _JOINERS_RE.sub(",", s)
+    s = re.sub(r"^\\left\s*", "", s)
+    for a, b in (("\\{", "\\}"), ("\\left\\{", "\\right\\}")):
+        if s.startswith(a) and s.endswith(b) and _balanced(s[len(a):-len(b)]):
+            s = s[len(a):-len(b)]
+    if s.startswith("{") and s.endswith("}") and _balanced(s[1:-1]) and "," in s:
+        s = s[1:-1]  # ${1,3}$: LaTeX grouping around a list
+    if ";" in s:
+        s = re.sub(r"\(([^()]*)\)", lambda m: "(" + m.group(1).replace(";", ",") + ")", s)
+    groups = _split_top(s, ";") if ";" in s else [s]
+    parts: list[str] = []
+    for group in groups:
+        items = [x.strip() for x in _split_top(group, ",") if x.strip()]
+        if len(groups) > 1 and len(items) > 1 and all(re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?\s*=.+", x) for x in items):
+            parts.append("(" + ",".join(x.split("=", 1)[1].strip() for x in items) + ")")
+            continue
+        parts.extend(items)
+    parts = [_as_interval(_strip_name(x)) for x in parts]
+    return [x for x in parts if x] or [s]
+
+
+def _decimal_comma(g: str, p: str) -> bool | None:
+    """``1000,99`` against ``1000.99`` (a decimal comma), either way round; None otherwise."""
+    for a, b in ((g, p), (p, g)):
+        if re.fullmatch(r"-?\d+\.\d+", a) and re.fullmatch(r"-?\d+,\d+", b):
+            return Fraction(a) == Fraction(b.replace(",", "."))
+    return None
+
+
+def _expand_pm(parts: list[str], other: list[str]) -> list[str]:
+    if len(parts) == 1 and len(other) == 2 and parts[0].replace(" ", "").startswith("\\pm"):
+        v = parts[0].replace(" ", "")[3:]
+        return [v, f"-{v}"]
+    return parts
+
+
 def fast_compare(gold: str, pred: str) -> tuple[bool | None, str]:
-    """Decide cheaply when possible: (True/False, how) or (None, "") for the symbolic path."""
+    """Decide cheaply when possible: (True/False, how) or (None, "") for the symbolic path.
+
+    Multi-part answers are compared as sets of parts (order and repeats do not matter,
+    as for the solutions of an equation); one part goes to `_compare_one`."""
+    if pred == "":
+        return False, "empty answer"
+    dec = _decimal_comma(normalize(gold), normalize(pred))
+    if dec is not None:
+        return dec, "decimal comma"
+    gp, pp = answer_parts(gold), answer_parts(pred)
+    gp, pp = _expand_pm(gp, pp), _expand_pm(pp, gp)
+    if len(gp) == 1 and len(pp) == 1:
+        return _compare_one(gp[0], pp[0])
+    gp = list(dict.fromkeys(gp, None))
+    pp = list(dict.fromkeys(pp, None))
+    gset = list({normalize(x): x for x in gp}.values())
+    pset = list({normalize(x): x for x in pp}.values())
+    if len(gset) != len(pset):
+        return False, f"different number of parts ({len(gset)} vs {len(pset)})"
+    unsure = False
+    free = list(pset)
+    for g in gset:
+        found = None
+        for q in free:
+            v, _ = _compare_one(g, q)
+            if v:
+                found = q
+                break
+            if v is None:
+                unsure = True
+        if found is None:
+            if unsure:
+                return None, ""
+            return False, f"part {g!r} not among the answer's parts"
+        free.remove(found)
+    return True, f"same {len(gset)} parts"
+
+
+def symbolic_forms(gold: str, pred: str) -> tuple[str, str]:
+    """What the symbolic path compares: a set of parts for multi-part answers."""
+    gp, pp = answer_parts(gold), answer_parts(pred)
+    gp, pp = _expand_pm(gp, pp), _expand_pm(pp, gp)
+    if len(gp) == 1 and len(pp) == 1:
+        if len(_split_top(gp[0], "=")) > 1:
+            return gp[0], clean_latex(pred)  # an equation is compared with the whole equation
+        return gp[0], pp[0]
+    return "\\{" + ", ".join(gp) + "\\}", "\\{" + ", ".join(pp) + "\\}"
+
+
+def _compare_one(gold: str, pred: str) -> tuple[bool | None, str]:
+    """One answer part against one: (True/False, how) or (None, "") for the symbolic path."""
     if pred == "":
         return False, "empty answer"
     g, p = normalize(gold), normalize(pred)
@@ -410,6 +534,9 @@ def fast_compare(gold: str, pred: str) -> tuple[bool | None, str]:
         return False, "empty answer"
     if g == p:
         return True, "exact match"
+    dec = _decimal_comma(g, p)
+    if dec is not None:
+        return dec, "decimal comma"
     # ± on one side only is a different answer (Math-Verify agrees once it sees LaTeX).
     if ("\\pm" in g) != ("\\pm" in p) and "," not in g + p:
         return False, "± on one side only"
@@ -432,7 +559,7 @@ def fast_compare(gold: str, pred: str) -> tuple[bool | None, str]:
     # Cheap structural rejections, so wrong answers rarely need sympy.
     if (gv is not None and _has_variable(p)) or (pv is not None and _has_variable(g)):
         return False, "number vs expression with variables"
-    if "\pm" not in g + p and "\mp" not in g + p and "\begin" not in g + p:
+    if "\\pm" not in g + p and "\\mp" not in g + p and "\\begin" not in g + p:
         if _top_level_commas(g) != _top_level_commas(p):
             return False, "different number of components"
     if _WORD_RE.fullmatch(g) and _WORD_RE.fullmatch(p) and (len(g) > 1 and len(p) > 1):
@@ -461,14 +588,22 @@ def _cache_put(key, value):
             _CACHE.popitem(last=False)
 
 
-def _is_hedge(ex: Extraction, gold: str) -> bool:
-    distinct = {normalize(c) for c in ex.candidates if c.strip()}
+def _resolve_parts(ex: Extraction, gold: str) -> tuple[Extraction, str | None]:
+    """Several different final answers are hedging -- unless the gold has that many parts
+    (``\\boxed{1}`` and ``\\boxed{2}`` for the gold ``1, 2``): then they are one answer.
+    Returns the extraction to grade and, when it is hedging, the reason."""
+    distinct = list({normalize(c): c.strip() for c in ex.candidates if c.strip()}.values())
+    gold_parts = len(answer_parts(gold))
     if len(distinct) > 1:
-        return True
+        if gold_parts == len(distinct):
+            joined = ", ".join(distinct)
+            return Extraction(joined, f"{ex.method} ({len(distinct)} parts)", [joined]), None
+        shown = ", ".join(dict.fromkeys(c for c in ex.candidates))[:120]
+        return ex, f"hedging: several final answers ({shown})"
     ans = ex.answer or ""
-    if re.search(r"\bor\b", ans) and not re.search(r"\bor\b", gold):
-        return True
-    return False
+    if gold_parts == 1 and re.search(r"\bor\b", ans) and not re.search(r"\bor\b", gold):
+        return ex, f"hedging: several final answers ({ans[:120]})"
+    return ex, None
 
 
 def score_math(
@@ -489,6 +624,7 @@ def score_math(
         completions = [block.sub(" ", t) if "<" in t else t for t in completions]
     symbolic: dict[tuple[str, str], list[int]] = {}
     extracted: list[tuple[str, str]] = [("", "")] * len(completions)
+    methods: dict[int, tuple[str, str]] = {}
     for i, (text, row) in enumerate(zip(completions, rows)):
         gold = extract_gold(row.get(gold_field, ""))
         if not gold.strip():
@@ -502,9 +638,10 @@ def score_math(
         if ex.answer.strip() == "":
             results[i] = RewardResult(0.0, "empty answer: empty box", details)
             continue
-        if hedging_penalty and _is_hedge(ex, gold):
-            shown = ", ".join(dict.fromkeys(c for c in ex.candidates))[:120]
-            results[i] = RewardResult(0.0, f"hedging: several final answers ({shown})", details)
+        ex, hedge = _resolve_parts(ex, gold)
+        details["extracted"], details["method"] = ex.answer, ex.method
+        if hedge and hedging_penalty:
+            results[i] = RewardResult(0.0, hedge, details)
             continue
         key = (clean_latex(gold), clean_latex(ex.answer))
         extracted[i] = key
@@ -518,13 +655,16 @@ def score_math(
             results[i] = _verdict(hit[0], hit[1], ex.answer, gold, details)
         else:
             symbolic.setdefault(key, []).append(i)
+            methods[i] = (ex.answer, ex.method)
     if symbolic:
         from rewards.workers import shared_pool
 
         keys = list(symbolic)
-        outcomes = shared_pool(workers).run(
-            "rewards.math_symbolic:check", [{"gold": g, "pred": p} for g, p in keys], timeout=timeout
-        )
+        jobs = []
+        for g, p in keys:
+            sg, sp = symbolic_forms(g, p)
+            jobs.append({"gold": sg, "pred": sp})
+        outcomes = shared_pool(workers).run("rewards.math_symbolic:check", jobs, timeout=timeout)
         for key, out in zip(keys, outcomes):
             if out.ok:
                 verdict = (out.value["equal"], out.value["how"])
@@ -534,10 +674,9 @@ def score_math(
             else:
                 verdict = (False, f"error: symbolic check failed ({out.error})")
             for i in symbolic[key]:
-                d = {"extracted": key[1], "method": "", "gold": key[0]}
-                ex = extract_answer(completions[i], lenient=lenient)
-                d["method"] = ex.method
-                results[i] = _verdict(verdict[0], verdict[1], ex.answer or "", key[0], d)
+                answer, method = methods[i]
+                d = {"extracted": answer, "method": method, "gold": key[0]}
+                results[i] = _verdict(verdict[0], verdict[1], answer, key[0], d)
     return results  # type: ignore[return-value]
 
 
@@ -546,11 +685,13 @@ def _verdict(equal: bool | None, how: str, answer: str, gold: str, details: dict
     a, g = answer[:60], gold[:60]
     if equal is None:
         return RewardResult(None, f"gold unparsable: {g!r}", details)
+    rule = details.get("method") or ""
+    shown = f"{a!r} ({rule})" if rule and rule != "boxed" else repr(a)
     if equal:
-        return RewardResult(1.0, f"correct: {a!r} = {g!r} ({how})", details)
+        return RewardResult(1.0, f"correct: {shown} = {g!r} ({how})", details)
     if how.startswith(("timeout", "error", "empty", "hedging")):
         return RewardResult(0.0, how, details)
-    return RewardResult(0.0, f"wrong: {a!r} != {g!r} ({how})", details)
+    return RewardResult(0.0, f"wrong: {shown} != {g!r} ({how})", details)
 
 
 @register("math", fields=("answer",), heavy=True, self_managed=True)
