@@ -34,12 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_index)
 
     s = sub.add_parser("search", help="search an index (BM25, dense or hybrid; optional rerank/HyDE)")
-    s.add_argument("query", help="the query text")
+    s.add_argument("query", nargs="?", help="the query text")
     s.add_argument("--index", required=True, metavar="DIR", help="index directory")
     s.add_argument("--k", type=int, default=10, help="number of results (default 10)")
     s.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid", help="default hybrid")
     s.add_argument("--rerank", nargs="?", const="llm", default=None, metavar="KIND",
-                   help="rerank the top candidates (llm [default] or cross-encoder)")
+                   help="rerank the top candidates (llm [default] or cross-encoder); "
+                   "`--rerank \"a query\"` reranks with llm and searches for the query")
     s.add_argument("--rerank-model", default=None, help="model for --rerank")
     s.add_argument("--hyde", action="store_true", help="embed a hypothetical answer passage (HyDE)")
     s.add_argument("--fusion", choices=["rrf", "convex"], default=None, help="hybrid fusion method")
@@ -91,10 +92,30 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+RERANK_KINDS = ("llm", "cross-encoder")
+
+
+class SearchArgumentError(ValueError):
+    user_error = True
+
+
+def _query_and_rerank(query: str | None, rerank: str | None) -> tuple[str, str | None]:
+    """`--rerank` takes an optional KIND, so `--rerank "a query"` puts the query there:
+    a value that is not a kind is the query when no other query was given."""
+    if rerank is not None and rerank not in RERANK_KINDS:
+        if query is not None:
+            raise SearchArgumentError(f"--rerank: unknown kind {rerank!r}; use {' or '.join(RERANK_KINDS)}")
+        query, rerank = rerank, "llm"
+    if query is None:
+        raise SearchArgumentError("the query text is required: assay search \"QUERY\" --index DIR")
+    return query, rerank
+
+
 def _search(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
+    args.query, args.rerank = _query_and_rerank(args.query, args.rerank)
     from rag.documents import snippet
     from rag.index import Index
 

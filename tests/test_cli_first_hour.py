@@ -107,3 +107,27 @@ def test_a_known_name_and_a_local_path_still_resolve(tmp_path):
     assert models.resolve(str(tmp_path)) == str(tmp_path)
     assert models.canonical_name("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
     assert Path(models.resolve("all-MiniLM-L6-v2")).is_dir()
+
+
+# ------------------------------------------------------------------- search --rerank QUERY
+def test_rerank_before_the_query_does_not_swallow_it():
+    from assay.cli import build_parser
+    from rag.cli import _query_and_rerank
+
+    parser = build_parser()
+    for argv, want in [
+        (["search", "--rerank", "how do I chain exceptions?", "--index", "idx"], ("how do I chain exceptions?", "llm")),
+        (["search", "how?", "--rerank", "--index", "idx"], ("how?", "llm")),
+        (["search", "--rerank", "cross-encoder", "how?", "--index", "idx"], ("how?", "cross-encoder")),
+        (["search", "--index", "idx", "how?"], ("how?", None)),
+    ]:
+        args = parser.parse_args(argv)
+        assert _query_and_rerank(args.query, args.rerank) == want, argv
+
+
+def test_rerank_with_a_bad_kind_or_no_query_is_one_line(tmp_path, capsys):
+    assert main(["search", "how?", "--rerank", "bogus", "--index", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--rerank: unknown kind 'bogus'" in err
+    assert main(["search", "--index", str(tmp_path)]) == 2
+    assert "query text is required" in capsys.readouterr().err
