@@ -52,6 +52,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import symtable
 import textwrap
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -289,10 +290,44 @@ def _bound(stmt: ast.stmt) -> set[str]:
     return names
 
 
-def _used(stmt: ast.stmt) -> set[str]:
-    """Every name a statement loads, nested scopes included (a function's body needs its
-    globals at call time)."""
-    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)}
+def _loads(nodes: Iterable[ast.AST | None]) -> set[str]:
+    return {n.id for node in nodes if node is not None for n in ast.walk(node)
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)}
+
+
+def _table_globals(table: symtable.SymbolTable) -> set[str]:
+    """Module-level names a function or class scope (and the scopes inside it) uses."""
+    out = {sym.get_name() for sym in table.get_symbols() if sym.is_global()}
+    for child in table.get_children():
+        out |= _table_globals(child)
+    return out
+
+
+def _module_uses(source: str, body: list[ast.stmt]) -> list[set[str]]:
+    """For each top-level statement, the module-level names it uses. A function's own
+    locals and parameters are not uses (`symtable` says which names are global), so a
+    local `n` does not make a top-level `n = int(input())` look needed."""
+    try:
+        top = symtable.symtable(source, "<extract>", "exec")
+        tables: dict[str, list[symtable.SymbolTable]] = {}
+        for child in top.get_children():
+            tables.setdefault(child.get_name(), []).append(child)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tables = {}
+    out = []
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and tables.get(node.name):
+            table = tables[node.name].pop(0)
+            if isinstance(node, ast.ClassDef):
+                outer = [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
+            else:
+                a = node.args
+                outer = [*node.decorator_list, *a.defaults, *a.kw_defaults, node.returns,
+                         *(x.annotation for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x)]
+            out.append(_table_globals(table) | _loads(outer))
+        else:
+            out.append(_loads([node]))
+    return out
 
 
 def _calls(stmt: ast.stmt) -> set[str]:
@@ -318,14 +353,14 @@ class _Stmt:
     junk: str | None = None  # why it is dropped
 
 
-def _classify(node: ast.stmt, protected: bool) -> _Stmt:
+def _classify(node: ast.stmt, protected: bool, used: set[str] | None = None) -> _Stmt:
     if _main_guard(node):
         kind = "main"
     elif isinstance(node, ast.Assert):
         kind = "assert"
     elif isinstance(node, ast.Expr) and isinstance(node.value, (ast.Call, ast.Await)) and not _kept_call(node.value):
         kind = "call"
-    elif isinstance(node, ast.Expr) and any(isinstance(n, ast.Call) for n in ast.walk(node.value)):
+    elif isinstance(node, ast.Expr) and not _kept_call(node.value) and any(isinstance(n, ast.Call) for n in ast.walk(node.value)):
         kind = "call"  # `print(x) or f(y)`, `[print(t) for t in tests]`
     elif isinstance(node, (ast.Import, ast.ImportFrom)):
         kind = "import"
@@ -335,7 +370,7 @@ def _classify(node: ast.stmt, protected: bool) -> _Stmt:
         kind = "assign"
     else:
         kind = "other"
-    return _Stmt(node, kind, _bound(node), _used(node), protected)
+    return _Stmt(node, kind, _bound(node), _loads([node]) if used is None else used, protected)
 
 
 def _describe(st: _Stmt, roots: Sequence[str]) -> str:
@@ -361,7 +396,8 @@ def sanitize(source: str, roots: Sequence[str], protect_lines: int = 0) -> tuple
     dropped. Returns (code, descriptions of what was dropped, names the kept code loads
     but does not bind)."""
     tree = ast.parse(source)
-    stmts = [_classify(node, _start_line(node) <= protect_lines) for node in tree.body]
+    uses = _module_uses(source, tree.body)
+    stmts = [_classify(node, _start_line(node) <= protect_lines, u) for node, u in zip(tree.body, uses)]
     for st in stmts:
         if not st.protected and st.kind in ("main", "assert", "call"):
             st.junk = _describe(st, roots)
@@ -443,9 +479,10 @@ def _providers(source: str, names: set[str]) -> list[tuple[int, str, set[str], s
         return []
     lines = source.splitlines(keepends=True)
     out = []
-    for node in tree.body:
-        st = _classify(node, False)
-        if st.kind in ("main", "assert", "call") or not (st.bound & names):
+    for node, used in zip(tree.body, _module_uses(source, tree.body)):
+        st = _classify(node, False, used)
+        # Only definitions provide: a test loop binding `n` is not where `n` comes from.
+        if st.kind not in ("import", "def", "assign") or not (st.bound & names):
             continue
         a, b = _start_line(node), node.end_lineno or node.lineno
         text = "".join(lines[a - 1:b])
@@ -456,11 +493,13 @@ def _providers(source: str, names: set[str]) -> list[tuple[int, str, set[str], s
 
 
 def _defines(source: str, prompt: str, continuation: bool, names: Sequence[str]) -> set[str]:
+    """Which of `names` the unit defines (an import of the name -- `from solution import
+    f` in a test block -- is not a definition)."""
     try:
         tree = ast.parse(prompt + source if continuation else source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
-    bound = {n for node in tree.body for n in _bound(node)}
+    bound = {n for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom)) for n in _bound(node)}
     return bound & set(names)
 
 
