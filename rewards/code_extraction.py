@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import re
 import symtable
 import textwrap
@@ -67,7 +68,7 @@ _CODE_START = re.compile(
     r"(?:(?:async\s+)?def\s|class\s|import\s|from\s+[\w.]+\s+import\b|@\w|if\s|for\s|while\s|with\s|try\s*:"
     r"|print\s*\(|return\b|[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_]\w*)*\s*(?:[-+*/%|&^]?=[^=]|\(|\[))"
 )
-_MAX_SPAN_LINES = 1500  # longer unparsable texts are not searched line by line
+_MAX_SPAN_LINES = 3000  # longer unparsable texts are not searched line by line
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,36 @@ def _legacy_where(text: str) -> str:
     return "no Python fence"
 
 
-def _compiles(source: str) -> bool:
+class _Budget:
+    """Compiles left for one extraction: searching spans line by line is quadratic in the
+    worst case, so a hostile or huge text gets a bounded search (and then the plain rule)."""
+
+    def __init__(self, compiles: int = 400, chars: int = 2_000_000):
+        self.compiles, self.chars = compiles, chars
+
+    @property
+    def spent(self) -> bool:
+        return self.compiles <= 0 or self.chars <= 0
+
+    def take(self, source: str) -> bool:
+        self.compiles -= 1
+        self.chars -= len(source)
+        return self.compiles >= 0 and self.chars >= 0
+
+
+_UNLIMITED = None
+
+
+@functools.lru_cache(maxsize=32)
+def _parse(source: str) -> ast.Module:
+    """`ast.parse`, remembered: one extraction looks at the same unit several times.
+    (Callers never change the tree.)"""
+    return ast.parse(source)
+
+
+def _compiles(source: str, budget: _Budget | None = _UNLIMITED) -> bool:
+    if budget is not None and not budget.take(source):
+        return False
     try:
         compile(source, "<extract>", "exec", dont_inherit=True)
         return True
@@ -149,7 +179,8 @@ def _is_code_start(line: str) -> bool:
     return bool(line) and line[:1] not in " \t" and bool(_CODE_START.match(line))
 
 
-def _spans(lines: list[str], prefix: str = "", allow_indented_start: bool = False) -> list[tuple[int, int]]:
+def _spans(lines: list[str], prefix: str = "", allow_indented_start: bool = False,
+           budget: _Budget | None = None) -> list[tuple[int, int]]:
     """Non-overlapping spans [a, b) of `lines` that compile (after `prefix`), each as long
     as possible, searched left to right from code-looking lines; a span ends right before
     an unindented line or at the end."""
@@ -160,6 +191,8 @@ def _spans(lines: list[str], prefix: str = "", allow_indented_start: bool = Fals
     out: list[tuple[int, int]] = []
     s = 0
     while s < n:
+        if budget is not None and budget.spent:
+            break
         line = lines[s]
         startable = _is_code_start(line) or (allow_indented_start and s == 0 and line[:1] in " \t")
         if not startable:
@@ -167,9 +200,9 @@ def _spans(lines: list[str], prefix: str = "", allow_indented_start: bool = Fals
             continue
         found = None
         for e in reversed(ends):
-            if e <= s:
+            if e <= s or (budget is not None and budget.spent):
                 break
-            if _compiles(prefix + "".join(lines[s:e])):
+            if _compiles(prefix + "".join(lines[s:e]), budget):
                 found = e
                 break
         if found is None:
@@ -186,7 +219,7 @@ def _worth_running(source: str) -> bool:
     """More than prose that happens to parse: some statement other than a bare name,
     attribute or constant (``Explanation``, ``Note: x`` are prose)."""
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     for stmt in tree.body:
@@ -205,7 +238,7 @@ class _Unit:
     continuation: bool = False
 
 
-def _units_of(body: str, label: str, prompt: str) -> list[_Unit]:
+def _units_of(body: str, label: str, prompt: str, budget: _Budget | None = None) -> list[_Unit]:
     """A block (or the whole text) as compilable units."""
     if not body.strip():
         return []
@@ -226,16 +259,18 @@ def _units_of(body: str, label: str, prompt: str) -> list[_Unit]:
     if indented and prompt:
         # A body that continues the prompt, then prose: its longest compiling prefix.
         ends = [e for e in range(len(lines), 0, -1) if e == len(lines) or (lines[e].strip() and lines[e][:1] not in " \t")]
-        for e in ends[:200]:
-            if _compiles(prompt + "".join(lines[:e])):
+        for e in ends:
+            if budget is not None and budget.spent:
+                break
+            if _compiles(prompt + "".join(lines[:e]), budget):
                 units.append(_Unit(f"{label} lines 1-{e}", "".join(lines[:e]), continuation=True))
                 rest = lines[e:]
-                for a, b in _spans(rest):
+                for a, b in _spans(rest, budget=budget):
                     src = "".join(rest[a:b])
                     if _worth_running(src):
                         units.append(_Unit(f"{label} lines {e + a + 1}-{e + b}", src))
                 return units
-    for a, b in _spans(lines):
+    for a, b in _spans(lines, budget=budget):
         src = "".join(lines[a:b])
         if _worth_running(src):
             units.append(_Unit(f"{label} lines {a + 1}-{b}", src))
@@ -395,7 +430,7 @@ def sanitize(source: str, roots: Sequence[str], protect_lines: int = 0) -> tuple
     Statements starting within the first `protect_lines` lines (the prompt) are never
     dropped. Returns (code, descriptions of what was dropped, names the kept code loads
     but does not bind)."""
-    tree = ast.parse(source)
+    tree = _parse(source)
     uses = _module_uses(source, tree.body)
     stmts = [_classify(node, _start_line(node) <= protect_lines, u) for node, u in zip(tree.body, uses)]
     for st in stmts:
@@ -474,7 +509,7 @@ def _providers(source: str, names: set[str]) -> list[tuple[int, str, set[str], s
     """Top-level statements of `source` binding any of `names`, as (line, text, bound, used);
     test and demo code never provides."""
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     lines = source.splitlines(keepends=True)
@@ -496,7 +531,7 @@ def _defines(source: str, prompt: str, continuation: bool, names: Sequence[str])
     """Which of `names` the unit defines (an import of the name -- `from solution import
     f` in a test block -- is not a definition)."""
     try:
-        tree = ast.parse(prompt + source if continuation else source)
+        tree = _parse(prompt + source if continuation else source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
     bound = {n for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom)) for n in _bound(node)}
@@ -524,7 +559,7 @@ def extract_program(text: str, entry_points: Sequence[str] | None = None, prompt
         where = _legacy_where(answer)
         if not blocks and not _compiles(code) and code.strip():
             lines = code.splitlines(keepends=True)
-            spans = [(a, b) for a, b in _spans(lines) if _worth_running("".join(lines[a:b]))]
+            spans = [(a, b) for a, b in _spans(lines, budget=_Budget()) if _worth_running("".join(lines[a:b]))]
             if spans:
                 a, b = max(spans, key=lambda ab: (sum(1 for ln in lines[ab[0]:ab[1]] if ln.strip()), ab[0]))
                 code = "".join(lines[a:b])
@@ -532,12 +567,13 @@ def extract_program(text: str, entry_points: Sequence[str] | None = None, prompt
         return Extraction(code, _join(where, notes), units=len(py_blocks) or 1)
 
     roots = list(dict.fromkeys(entry_points))
+    budget = _Budget()
     if blocks:
         units = []
         for k, body in py_blocks:
-            units += _units_of(body, f"fenced block {k} of {n_blocks}", prompt)
+            units += _units_of(body, f"fenced block {k} of {n_blocks}", prompt, budget)
     else:
-        units = _units_of(answer, "whole completion", prompt)
+        units = _units_of(answer, "whole completion", prompt, budget)
         for u in units:
             if u.label.startswith("whole completion lines"):
                 u.label = "code in prose, " + u.label[len("whole completion "):]
@@ -561,7 +597,7 @@ def extract_program(text: str, entry_points: Sequence[str] | None = None, prompt
         code = code[len(prompt):] if code.startswith(prompt) else code
     prompt_bound: set[str] = set()
     if prompt and not chosen.continuation and _compiles(prompt):
-        prompt_bound = {n for node in ast.parse(prompt).body for n in _bound(node)}
+        prompt_bound = {n for node in _parse(prompt).body for n in _bound(node)}
 
     # Put back what the chosen unit needs from the other units.
     missing = (free | (set(roots) - _defines(chosen.source, prompt, chosen.continuation, roots))) - prompt_bound
@@ -601,7 +637,7 @@ def extract_program(text: str, entry_points: Sequence[str] | None = None, prompt
 
 def _module_bound(source: str) -> set[str]:
     try:
-        return {n for node in ast.parse(source).body for n in _bound(node)}
+        return {n for node in _parse(source).body for n in _bound(node)}
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
 
@@ -610,7 +646,7 @@ def _names_of(items: list[tuple[int, str]]) -> str:
     names = []
     for _, src in sorted(items):
         try:
-            node = ast.parse(src).body[0]
+            node = _parse(src).body[0]
         except (SyntaxError, IndexError, ValueError):
             continue
         names += sorted(_bound(node))
