@@ -14,9 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="build or incrementally update a retrieval index from files/directories/JSONL",
         description="Index .txt .md .rst .html .pdf files, directories of them, and BEIR-style "
         "JSONL corpora. Running it again on the same --index updates it incrementally: new and "
-        "changed documents are embedded, removed ones dropped, the rest untouched.",
+        "changed documents are embedded, removed ones dropped, the rest untouched. One writer at a "
+        "time: a second one waits for the first (see --lock-timeout). Every file is checksummed; "
+        "a damaged index is reported, and --rebuild recreates it.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or .jsonl corpora")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files, directories or .jsonl corpora")
     p.add_argument("--index", required=True, metavar="DIR", help="index directory")
     p.add_argument("--chunk-size", type=int, default=None, help="largest chunk (default 1000)")
     p.add_argument("--chunk-overlap", type=int, default=None, help="overlap between chunks (default 200)")
@@ -28,7 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="embedding batch size (default 32)")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk embedding cache")
     p.add_argument("--rebuild", action="store_true",
-                   help="rebuild from scratch (needed to change embedder or chunking)")
+                   help="rebuild from scratch (needed to change embedder or chunking, or to repair a "
+                   "damaged index, even one whose manifest.json is gone)")
+    p.add_argument("--verify", action="store_true",
+                   help="hash every file of the index against its checksums first (without PATHs: only that)")
+    p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+                   help="how long to wait while another process writes the index "
+                   "(default $ASSAY_INDEX_LOCK_TIMEOUT or 600)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_index)
@@ -56,12 +64,25 @@ def _index(args: argparse.Namespace) -> int:
 
     from rag.chunking import ChunkConfig
     from rag.dense import DenseConfig
-    from rag.index import Index, IndexConfig
+    from rag.index import Index, IndexConfig, IndexDirectoryError, read_manifest, verify_index
 
     directory = Path(args.index)
+    if args.verify:
+        report = verify_index(directory)
+        if report["checksummed"]:
+            line = (f"{directory}: ok ({report['version']}: {report['files']} files, "
+                    f"{report['bytes'] / 1e6:.1f} MB verified in {report['seconds']:.2f}s)")
+        else:
+            line = f"{directory}: ok, but it has no checksums (written by an older assay; its next update adds them)"
+        print(json.dumps({"verify": report}) if args.json and not args.paths else line,
+              file=sys.stdout if not args.paths else sys.stderr)
+        if not args.paths:
+            return 0
+    elif not args.paths:
+        raise IndexDirectoryError("give at least one PATH to index (or --verify to check the index)")
     existing = (directory / "manifest.json").exists() and not args.rebuild
     if existing:
-        base = Index.open(directory).config
+        base = IndexConfig.from_dict(read_manifest(directory)["config"])
     else:
         base = IndexConfig()
     chunking = base.chunking
@@ -78,7 +99,7 @@ def _index(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or base.batch_size,
         use_embedding_cache=not args.no_cache and base.use_embedding_cache)
     index = Index.build(args.paths, directory, config, progress=not args.quiet and not args.json,
-                        rebuild=args.rebuild)
+                        rebuild=args.rebuild, lock_timeout=args.lock_timeout)
     stats = {**index.last_update, "index": str(directory), "embedder": index.config.embedder,
              "faiss": index.config.dense.kind, "total_documents": len(index.doc_ids), "total_chunks": len(index)}
     if args.json:

@@ -3,15 +3,29 @@
 The cache maps (model id, sha256 of the text) to a vector, so indexing text that was
 embedded before — an unchanged document, a chunk shared by two versions of a file, the
 same corpus in a second index — costs no model call. It is plain numpy: each write adds
-one shard (`<name>.keys.npy`, fixed-width hash bytes, and `<name>.vecs.npy`, float32
-rows) under `<cache>/embeddings/<model slug>/`, written atomically; no pickle.
+one shard under `<cache>/embeddings/<model slug>/`, written atomically; no pickle:
+
+    <name>.vecs.npy   float32 rows                         written first
+    <name>.sum.npy    size and sha256 of the two others    second
+    <name>.keys.npy   fixed-width hash bytes               last: the shard's commit point
+
+A shard is read only when its keys file exists, and only if both files match its
+checksums; a shard that does not (a flipped byte, a 0-byte file) is dropped with a
+one-line warning on stderr and deleted, and its texts are embedded again. Shards from
+before checksums (no .sum.npy) are read when they parse and hold finite numbers.
+Writers hold a shared flock on `.<model slug>.lock` beside the shard directory while they
+write; the first loader that can take it exclusively removes what killed writers left
+(vecs/sum files without keys, temp files), and merges shards once there are too many.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import io
 import os
 import re
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,6 +49,16 @@ def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+class _BadShard(Exception):
+    pass
+
+
 class EmbeddingCache:
     """Vectors of previously embedded texts for one model, keyed by content hash."""
 
@@ -47,42 +71,130 @@ class EmbeddingCache:
         self.dir = Path(root) / _slug(canonical_name(model_id) or model_id)
         self._map: dict[bytes, np.ndarray] | None = None
 
+    @property
+    def _lock_path(self) -> Path:
+        # beside the shard directory, so that directory holds only .npy files
+        return self.dir.parent / f".{self.dir.name}.lock"
+
+    def _lock(self, exclusive: bool) -> int | None:
+        """A flock on the cache's lock file: shared (writers, blocking) or exclusive
+        (cleanup, only if free at once). None when exclusive and busy."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _read_shard(self, keys_file: Path) -> tuple[np.ndarray, np.ndarray]:
+        stem = keys_file.name[: -len(".keys.npy")]
+        vecs_file, sum_file = self.dir / f"{stem}.vecs.npy", self.dir / f"{stem}.sum.npy"
+        try:
+            kb, vb = keys_file.read_bytes(), vecs_file.read_bytes()
+        except FileNotFoundError:
+            if not keys_file.exists():
+                raise  # merged and removed by another process meanwhile: not corrupt
+            raise _BadShard(f"{vecs_file.name} is missing") from None
+        try:
+            if sum_file.exists():
+                sums = [x.decode("ascii") for x in np.load(io.BytesIO(sum_file.read_bytes()), allow_pickle=False)]
+                if len(sums) != 4:
+                    raise _BadShard(f"{sum_file.name} is malformed")
+                for name, data, size, digest in (("keys", kb, sums[0], sums[1]), ("vecs", vb, sums[2], sums[3])):
+                    if str(len(data)) != size:
+                        raise _BadShard(f"{name} file is {len(data)} bytes, its checksum says {size}")
+                    if hashlib.sha256(data).hexdigest() != digest:
+                        raise _BadShard(f"{name} file does not match its sha256")
+            keys = np.load(io.BytesIO(kb), allow_pickle=False)
+            vecs = np.load(io.BytesIO(vb), allow_pickle=False)
+        except _BadShard:
+            raise
+        except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+            raise _BadShard(f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        if keys.ndim != 1 or vecs.ndim != 2 or len(keys) != len(vecs) or vecs.dtype != np.float32:
+            raise _BadShard(f"keys {keys.shape} and vectors {vecs.shape} {vecs.dtype} do not pair up")
+        if not np.isfinite(vecs).all():
+            raise _BadShard("holds non-finite numbers")
+        return keys, vecs
+
+    def _drop(self, keys_file: Path, reason: str) -> None:
+        stem = keys_file.name[: -len(".keys.npy")]
+        print(f"assay: warning: embedding cache shard {keys_file} is corrupt ({reason}); dropped, "
+              "its texts will be embedded again", file=sys.stderr)
+        for suffix in (".keys.npy", ".sum.npy", ".vecs.npy"):  # keys first: un-commit the shard
+            (self.dir / f"{stem}{suffix}").unlink(missing_ok=True)
+
     def _load(self) -> dict[bytes, np.ndarray]:
         if self._map is None:
             self._map = {}
+            self._loaded: list[Path] = []
             if self.dir.is_dir():
                 for keys_file in sorted(self.dir.glob("*.keys.npy")):
-                    vecs_file = keys_file.with_name(keys_file.name[: -len(".keys.npy")] + ".vecs.npy")
                     try:
-                        keys = np.load(keys_file, allow_pickle=False)
-                        vecs = np.load(vecs_file, allow_pickle=False)
-                    except (OSError, ValueError):
-                        continue  # a shard whose pair was never completed: ignore it
-                    if len(keys) != len(vecs):
+                        keys, vecs = self._read_shard(keys_file)
+                    except FileNotFoundError:
                         continue
+                    except _BadShard as exc:
+                        self._drop(keys_file, str(exc))
+                        continue
+                    self._loaded.append(keys_file)
                     for k, v in zip(keys, vecs):
                         self._map[bytes(k)] = v
-                if len(list(self.dir.glob("*.keys.npy"))) > self.MAX_SHARDS:
-                    self._compact()
+                self._tidy()
         return self._map
 
+    def _tidy(self) -> None:
+        """If no writer is mid-shard: remove killed writers' leftovers; merge many shards."""
+        fd = self._lock(exclusive=True)
+        if fd is None:
+            return
+        try:
+            for f in self.dir.iterdir():
+                name = f.name
+                if name.startswith(".") and name.endswith(".tmp"):
+                    f.unlink(missing_ok=True)
+                for suffix in (".vecs.npy", ".sum.npy"):
+                    if name.endswith(suffix) and not (self.dir / (name[: -len(suffix)] + ".keys.npy")).exists():
+                        f.unlink(missing_ok=True)
+            if len(self._loaded) > self.MAX_SHARDS:
+                self._compact()
+        finally:
+            os.close(fd)
+
     def _compact(self) -> None:
-        """Rewrite all shards as one (new shard first, then delete the old: a crash in
-        between only leaves duplicates, which load to the same vectors)."""
-        old = list(self.dir.glob("*.npy"))
+        """Rewrite the shards we loaded as one (new shard first, then delete the old: a
+        crash in between only leaves duplicates, which load to the same vectors)."""
+        old = list(self._loaded)
         keys = list(self._map)
         self._map, mapping = {}, self._map
-        self.put_many_keys(keys, np.stack([mapping[k] for k in keys]))
-        for f in old:
-            f.unlink(missing_ok=True)
+        self._write_shard(keys, np.stack([mapping[k] for k in keys]))
+        for keys_file in old:
+            stem = keys_file.name[: -len(".keys.npy")]
+            for suffix in (".keys.npy", ".sum.npy", ".vecs.npy"):
+                (self.dir / f"{stem}{suffix}").unlink(missing_ok=True)
 
     def put_many_keys(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        fd = self._lock(exclusive=False)
+        try:
+            self._write_shard(keys, vectors)
+        finally:
+            os.close(fd)
+
+    def _write_shard(self, keys: list[bytes], vectors: np.ndarray) -> None:
         name = uuid.uuid4().hex
+        vb = _npy_bytes(np.ascontiguousarray(vectors, dtype=np.float32))
+        kb = _npy_bytes(np.array(keys, dtype="S16"))
+        sums = np.array([str(len(kb)), hashlib.sha256(kb).hexdigest(), str(len(vb)), hashlib.sha256(vb).hexdigest()],
+                        dtype="S64")
         with atomic_open(self.dir / f"{name}.vecs.npy", "wb") as fh:
-            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+            fh.write(vb)
         fault("cache:after_vecs")
-        with atomic_open(self.dir / f"{name}.keys.npy", "wb") as fh:
-            np.save(fh, np.array(keys, dtype="S16"), allow_pickle=False)
+        with atomic_open(self.dir / f"{name}.sum.npy", "wb") as fh:
+            fh.write(_npy_bytes(sums))
+        with atomic_open(self.dir / f"{name}.keys.npy", "wb") as fh:  # the commit point
+            fh.write(kb)
         if self._map is not None:
             for k, v in zip(keys, vectors):
                 self._map[bytes(k)] = v
@@ -95,7 +207,6 @@ class EmbeddingCache:
         if not len(texts):
             return
         self._load()
-        # vectors first, keys last: a shard is only read when its keys file exists
         self.put_many_keys([_key(t) for t in texts], vectors)
 
     def __len__(self) -> int:

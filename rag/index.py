@@ -8,18 +8,49 @@ incrementally and atomically.
 Layout of `DIR`:
 
     manifest.json        format version, embedder id and dimension, chunking / FAISS /
-                         BM25 / fusion settings, counts, and which version directory is live
+                         BM25 / fusion settings, counts, which version directory is live,
+                         size + sha256 of every file of that version, and its own checksum
+    .assay-index.lock    the writer lock (holds the pid of the last writer); written first,
+                         so it also marks a half-built directory as assay's own
     v000003-1a2b/        one complete version (never modified once written):
         docs.jsonl       per document: id, source, content hash, meta, its chunk range
         chunks.jsonl     per chunk (line = position): id, doc_id, start, end, text
         vectors.npy      float32 (chunks x dim), L2-normalized; row = chunk position
         dense.faiss      FAISS's own file
         bm25/            term postings (.npy) and vocabulary (JSON)
+    .v000003-1a2b.lease  readers hold a shared flock on it while they open that version
 
 Atomicity: a write builds a complete new version directory under a temporary name,
 fsyncs it, renames it into place, and only then replaces manifest.json (an atomic
 rename). A process killed at any moment leaves manifest.json pointing at a complete
-version; stale partial directories are removed by the next write.
+version (or, during a first build, no manifest.json: the next `assay index` recognises the
+directory by its lock file and builds afresh).
+
+One writer at a time: every write (build, update, rebuild) holds an exclusive flock on
+`.assay-index.lock`, re-reads the manifest under it (so it updates what the previous writer
+committed, never a stale copy), and a second writer waits up to `--lock-timeout` /
+$ASSAY_INDEX_LOCK_TIMEOUT seconds (default 600), then fails in one line naming the index
+and the holder's pid. Two writers never both commit from the same base; no update is lost.
+
+Readers never see a version vanish: `Index.open` reads the manifest, takes a shared flock on
+that version's lease file (checking the version is still there, else re-reading the
+manifest), reads the files, and lets go. A writer removes an old version only after it has
+committed a newer one and only if it can take that lease exclusively, so never while a reader
+is opening it; an open Index needs no file afterwards (everything is loaded, and
+vectors.npy is memory-mapped, which keeps its pages valid after the file is removed). Stale
+versions, temporary directories and `.manifest.json.*.tmp` files left by killed writers are
+removed by the next write under the lock, even one that changes nothing.
+
+Nothing corrupt is served silently: the manifest records size and sha256 of every file of
+the version and checksums itself. `open` checks every file's size, and hashes every file it
+reads in full anyway, plus vectors.npy while it is at most `VERIFY_ON_OPEN_MAX_BYTES`
+(sha256 runs at ~1.8 GB/s here; for all of Cranfield this adds a few ms); an update hashes
+vectors.npy before copying any of its rows; `Index.verify()` / `assay index --verify`
+hash everything. A mismatch, a missing file or an unparseable one raises
+`IndexCorruptError` (a user error: one line, exit status 2) naming the file and saying to
+rebuild with `assay index ... --rebuild`, which works even when manifest.json is gone or
+unreadable. Indexes written before checksums open as before and gain them at their next
+write.
 
 Incremental: documents are compared by id and sha256 of their text. Unchanged documents
 keep their chunks and vectors (copied, never re-embedded); new and changed ones are
@@ -32,11 +63,16 @@ else rebuilt from the stored vectors (no model calls either way).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -50,7 +86,7 @@ from rag.chunking import ChunkConfig, Chunker
 from rag.documents import Chunk, Document, Hit, load_sources
 from rag.dense import DenseConfig, DenseIndex
 from rag.embeddings import Embedder
-from rag.files import atomic_write_json, fault, fsync_dir
+from rag.files import atomic_open, fault, fsync_dir
 from rag.fusion import FusionConfig, fuse
 
 FORMAT = "assay-index"
@@ -64,7 +100,240 @@ class IndexDirectoryError(ValueError):
     user_error = True
 
 
+class IndexCorruptError(IndexDirectoryError):
+    """A file of the index does not match its checksum, is missing, or cannot be parsed."""
 
+
+class IndexBusyError(IndexDirectoryError):
+    """Another process kept the index's writer lock for longer than we would wait."""
+
+
+LOCK_NAME = ".assay-index.lock"
+LOCK_TIMEOUT = 600.0
+"""Seconds a writer waits for another writer's lock ($ASSAY_INDEX_LOCK_TIMEOUT overrides)."""
+VERIFY_ON_OPEN_MAX_BYTES = 256 * 2**20
+"""`open` hashes vectors.npy (memory-mapped, not read) only up to this size; sizes always."""
+_VERSION_RE = re.compile(r"^v\d{6}-[0-9a-f]{6}$")
+_HELD: dict[tuple[str, int], list] = {}  # (index dir, thread) -> [lock fd, depth]: re-entrant
+
+
+def _corrupt(path: Path, what: str, directory: Path) -> IndexCorruptError:
+    return IndexCorruptError(f"{path}: {what}; the index is damaged — rebuild it with "
+                             f"`assay index PATH... --index {directory} --rebuild`")
+
+
+def _is_own_entry(name: str) -> bool:
+    """Names only assay writes into an index directory (also by killed or older writers)."""
+    return (name in ("manifest.json", LOCK_NAME) or bool(_VERSION_RE.match(name))
+            or name.startswith((".tmp-v", ".trash-v"))
+            or (name.startswith(".manifest.json.") and name.endswith(".tmp"))
+            or (name.startswith(".v") and name.endswith(".lease")))
+
+
+def _is_foreign(directory: Path) -> bool:
+    """True when `directory` holds something assay did not write (we must not touch it)."""
+    if not directory.is_dir() or (directory / "manifest.json").exists():
+        return False
+    return any(not _is_own_entry(p.name) for p in directory.iterdir())
+
+
+def _lock_timeout(timeout: float | None) -> float:
+    if timeout is not None:
+        return float(timeout)
+    env = os.environ.get("ASSAY_INDEX_LOCK_TIMEOUT")
+    try:
+        return float(env) if env else LOCK_TIMEOUT
+    except ValueError:
+        raise IndexDirectoryError(f"ASSAY_INDEX_LOCK_TIMEOUT={env!r} is not a number of seconds") from None
+
+
+@contextlib.contextmanager
+def writer_lock(directory: str | os.PathLike, timeout: float | None = None):
+    """Hold the index's exclusive writer lock (re-entrant within one thread). Waits up to
+    `timeout` seconds for another writer, then raises IndexBusyError naming its pid."""
+    directory = Path(directory)
+    key = (os.path.realpath(directory), threading.get_ident())
+    held = _HELD.get(key)
+    if held is not None:
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        limit = _lock_timeout(timeout)
+        start = time.monotonic()
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+                if waited >= limit:
+                    raise IndexBusyError(
+                        f"{directory}: another assay process (pid {holder}) is writing this index; gave up "
+                        f"after waiting {limit:g} s — try again when it has finished "
+                        "(or wait longer: --lock-timeout / $ASSAY_INDEX_LOCK_TIMEOUT)") from None
+                if not told and waited > 2:
+                    print(f"assay: {directory} is being written by pid {holder}; waiting (up to {limit:g} s)",
+                          file=sys.stderr)
+                    told = True
+                time.sleep(min(0.05, max(0.0, limit - waited)))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[key] = [fd, 1]
+        fault("index:locked")
+        yield
+    finally:
+        _HELD.pop(key, None)
+        os.close(fd)  # releases the flock
+
+
+def _lease(directory: Path, version: str) -> tuple[str, int | None]:
+    """A shared flock on `version`'s lease file: ("ok", fd) while it is held (fd None when
+    the directory is read-only and predates leases), else ("gone", None) when the version
+    is missing or being removed (the caller re-reads the manifest)."""
+    path = directory / f".{version}.lease"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except FileNotFoundError:
+        return "gone", None
+    except OSError:  # a read-only index directory: nobody can remove versions there either
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return ("ok", None) if (directory / version).is_dir() else ("gone", None)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:  # a writer holds it exclusively: it is removing this version
+        os.close(fd)
+        return "gone", None
+    if os.fstat(fd).st_nlink == 0 or not (directory / version).is_dir():
+        os.close(fd)
+        return "gone", None
+    return "ok", fd
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 20)
+            if not block:
+                return h.hexdigest()
+            h.update(block)
+
+
+def _manifest_checksum(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    """The checked manifest of the index in `directory` (user errors otherwise)."""
+    directory = Path(directory)
+    path = directory / "manifest.json"
+    if not path.exists():
+        interrupted = directory.is_dir() and not _is_foreign(directory) and any(directory.iterdir())
+        raise IndexDirectoryError(f"{directory}: no assay index here (no manifest.json"
+                                  f"{'; a first build was interrupted' if interrupted else ''}); "
+                                  "build one with `assay index`")
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _corrupt(path, f"unreadable manifest ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                       directory) from None
+    if not isinstance(manifest, dict):
+        raise _corrupt(path, "unreadable manifest (not a JSON object)", directory)
+    if manifest.get("format") == FORMAT and manifest.get("format_version") != FORMAT_VERSION:
+        # before the checksum: another format version may checksum differently
+        raise IndexDirectoryError(f"{path}: index format version {manifest.get('format_version')} is not "
+                                  f"supported by this assay (which reads version {FORMAT_VERSION}); rebuild it "
+                                  "with `assay index --rebuild`")
+    if "checksum" in manifest or "checksums" in manifest:  # written by an assay that checksums
+        if not isinstance(manifest.get("checksums"), dict) or manifest.get("checksum") != _manifest_checksum(manifest):
+            raise _corrupt(path, "manifest does not match its checksum", directory)
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexDirectoryError(f"{path}: not an assay index manifest (to replace it: `assay index PATH... "
+                                  f"--index {directory} --rebuild`)")
+    if (not isinstance(manifest.get("version"), str) or not _VERSION_RE.match(manifest["version"])
+            or not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("embedder"), dict)):
+        raise _corrupt(path, "manifest lacks a valid version, config or embedder", directory)
+    return manifest
+
+
+def _verify_files(directory: Path, manifest: dict[str, Any], *, full: bool) -> tuple[set[str], int]:
+    """Check the live version's files against the manifest's checksums: sizes always,
+    sha256 of every file (`full`) or of all but a large vectors.npy. Returns the names
+    hashed and the bytes hashed."""
+    vdir = directory / manifest["version"]
+    hashed: set[str] = set()
+    total = 0
+    for rel, want in sorted(manifest["checksums"].items()):
+        path = vdir / rel
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise _corrupt(path, "file is missing", directory) from None
+        if size != want.get("size"):
+            raise _corrupt(path, f"size {size} bytes, the manifest says {want.get('size')}", directory)
+        if full or rel != "vectors.npy" or size <= VERIFY_ON_OPEN_MAX_BYTES:
+            if _digest(path) != want.get("sha256"):
+                raise _corrupt(path, "contents do not match the manifest's sha256", directory)
+            hashed.add(rel)
+            total += size
+    return hashed, total
+
+
+def verify_index(directory: str | os.PathLike) -> dict[str, Any]:
+    """Hash every file of the live version of the index in `directory` (and its manifest)
+    against the recorded checksums; returns what was checked or raises IndexCorruptError."""
+    directory = Path(directory)
+    t0 = time.perf_counter()
+    for _ in range(1000):
+        manifest = read_manifest(directory)
+        status, fd = _lease(directory, manifest["version"])
+        if status == "ok":
+            break
+        _check_version_present(directory, manifest)
+        time.sleep(0.005)
+    else:
+        raise IndexDirectoryError(f"{directory}: the index kept changing while being verified; try again")
+    try:
+        if "checksums" not in manifest:
+            return {"directory": str(directory), "version": manifest["version"], "files": 0, "bytes": 0,
+                    "checksummed": False, "seconds": round(time.perf_counter() - t0, 4)}
+        hashed, total = _verify_files(directory, manifest, full=True)
+    finally:
+        _release(fd)
+    return {"directory": str(directory), "version": manifest["version"], "files": len(hashed) + 1,
+            "bytes": total + (directory / "manifest.json").stat().st_size, "checksummed": True,
+            "seconds": round(time.perf_counter() - t0, 4)}
+
+
+def _check_version_present(directory: Path, manifest: dict[str, Any]) -> None:
+    """After a failed lease: if the manifest still names a version that does not exist, the
+    index is damaged (else a writer just replaced it, and the caller retries)."""
+    vdir = directory / manifest["version"]
+    if vdir.is_dir():
+        return
+    try:
+        again = read_manifest(directory)
+    except IndexDirectoryError:
+        return  # the caller's retry reports it
+    if again.get("version") == manifest["version"]:
+        raise _corrupt(vdir, "version directory named by manifest.json is missing", directory)
 
 
 @dataclass
@@ -133,74 +402,101 @@ class Index:
         self.bm25 = bm25
         self._embedder = embedder
         self.last_update: dict[str, Any] = {}
+        self._verified: set[str] = set()  # files of this version whose sha256 was checked
+        self.lock_timeout: float | None = None  # seconds to wait for another writer
 
     # ---- front door -----------------------------------------------------------------
     @classmethod
     def build(cls, sources: Iterable[str | os.PathLike | Document], directory: str | os.PathLike,
               config: IndexConfig | None = None, *, progress: bool = True, rebuild: bool = False,
-              embedder: Embedder | None = None) -> "Index":
+              embedder: Embedder | None = None, lock_timeout: float | None = None) -> "Index":
         """Index `sources` into `directory`. An existing index there is updated
         incrementally (same embedder and chunking required unless `rebuild`).
-        `embedder`: an already loaded Embedder to use (its model must match the config)."""
+        `embedder`: an already loaded Embedder to use (its model must match the config).
+        Holds the writer lock throughout, waiting up to `lock_timeout` seconds for it."""
         directory = Path(directory)
-        if (directory / "manifest.json").exists() and not rebuild:
-            index = cls.open(directory)
-            if embedder is not None:
-                index.embedder = embedder
-            if config is not None:
-                index._check_compatible(config)
-                index.config = dataclasses.replace(
-                    index.config, dense=config.dense, bm25=config.bm25, fusion=config.fusion,
-                    batch_size=config.batch_size, embedding_cache=config.embedding_cache,
-                    use_embedding_cache=config.use_embedding_cache)
-            index.update(sources, progress=progress)
-            return index
-        if directory.exists() and any(directory.iterdir()) and not (directory / "manifest.json").exists():
+        if _is_foreign(directory):
             raise IndexDirectoryError(f"{directory}: exists and is not an assay index; choose an empty or new directory")
-        config = config or IndexConfig()
-        if embedder is not None and not _same_model(embedder.model_id, config.embedder):
-            raise IndexDirectoryError(f"embedder {embedder.model_id!r} does not match config.embedder {config.embedder!r}")
-        empty = cls(directory, config, {}, [], [], np.zeros((0, 0), np.float32),
-                    DenseIndex(config.dense), BM25Index(config.bm25), embedder)
-        empty.update(sources, progress=progress, _fresh=True)
-        return empty
+        with writer_lock(directory, lock_timeout):
+            if (directory / "manifest.json").exists() and not rebuild:
+                index = cls.open(directory)
+                index.lock_timeout = lock_timeout
+                if embedder is not None:
+                    index.embedder = embedder
+                if config is not None:
+                    index._check_compatible(config)
+                    index.config = dataclasses.replace(
+                        index.config, dense=config.dense, bm25=config.bm25, fusion=config.fusion,
+                        batch_size=config.batch_size, embedding_cache=config.embedding_cache,
+                        use_embedding_cache=config.use_embedding_cache)
+                index.update(sources, progress=progress)
+                return index
+            # a new index, a rebuild, or a first build that was killed (no manifest yet)
+            config = config or IndexConfig()
+            if embedder is not None and not _same_model(embedder.model_id, config.embedder):
+                raise IndexDirectoryError(f"embedder {embedder.model_id!r} does not match config.embedder {config.embedder!r}")
+            empty = cls(directory, config, {}, [], [], np.zeros((0, 0), np.float32),
+                        DenseIndex(config.dense), BM25Index(config.bm25), embedder)
+            empty.lock_timeout = lock_timeout
+            empty.update(sources, progress=progress, _fresh=True)
+            return empty
 
     @classmethod
     def open(cls, directory: str | os.PathLike, *, embedder: "str | Embedder | None" = None) -> "Index":
         """Open an index; `embedder` (a model name, or a loaded Embedder to reuse), when
-        given, must be the model the index was built with."""
+        given, must be the model the index was built with. The files are checked against
+        the manifest's checksums (see the module docstring for what is hashed)."""
         directory = Path(directory)
-        path = directory / "manifest.json"
-        if not path.exists():
-            raise IndexDirectoryError(f"{directory}: no assay index here (no manifest.json); build one with `assay index`")
+        for _ in range(1000):
+            manifest = read_manifest(directory)
+            built_with = manifest["embedder"].get("id")
+            wanted = embedder.model_id if isinstance(embedder, Embedder) else embedder
+            if wanted is not None and not _same_model(wanted, built_with):
+                raise IndexDirectoryError(f"{directory}: index was built with embedder {built_with!r}, not {wanted!r}; "
+                                          "its vectors are not comparable — use that embedder or rebuild the index")
+            fault("open:after_manifest")
+            status, fd = _lease(directory, manifest["version"])
+            if status == "ok":
+                break
+            _check_version_present(directory, manifest)
+            time.sleep(0.005)  # a writer replaced the version meanwhile: read the new manifest
+        else:
+            raise IndexDirectoryError(f"{directory}: the index kept changing while being opened; try again")
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise IndexDirectoryError(f"{path}: unreadable manifest ({exc})") from None
-        fault("open:after_manifest")
-        if manifest.get("format") != FORMAT:
-            raise IndexDirectoryError(f"{path}: not an assay index manifest")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexDirectoryError(f"{directory}: index format version {manifest.get('format_version')} is not "
-                              f"supported by this assay (which reads version {FORMAT_VERSION}); rebuild it "
-                              "with `assay index --rebuild`")
-        built_with = manifest["embedder"]["id"]
-        wanted = embedder.model_id if isinstance(embedder, Embedder) else embedder
-        if wanted is not None and not _same_model(wanted, built_with):
-            raise IndexDirectoryError(f"{directory}: index was built with embedder {built_with!r}, not {wanted!r}; "
-                              "its vectors are not comparable — use that embedder or rebuild the index")
-        config = IndexConfig.from_dict(manifest["config"])
+            fault("open:leased")
+            return cls._load(directory, manifest, embedder if isinstance(embedder, Embedder) else None)
+        finally:
+            _release(fd)
+
+    @classmethod
+    def _load(cls, directory: Path, manifest: dict[str, Any], embedder: Embedder | None) -> "Index":
         vdir = directory / manifest["version"]
-        docs = [_DocEntry(**json.loads(line)) for line in _lines(vdir / "docs.jsonl")]
-        chunks = [Chunk(**json.loads(line)) for line in _lines(vdir / "chunks.jsonl")]
-        vectors = np.load(vdir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        dense = DenseIndex.load(vdir / "dense.faiss", config.dense, vectors, manifest.get("dense_trained_on"))
-        bm25 = BM25Index.load(vdir / "bm25")
+        hashed: set[str] = set()
+        if "checksums" in manifest:
+            hashed, _ = _verify_files(directory, manifest, full=False)
+        config = IndexConfig.from_dict(manifest["config"])
+        current = vdir
+        try:
+            current = vdir / "docs.jsonl"
+            docs = [_DocEntry(**json.loads(line)) for line in _lines(current)]
+            current = vdir / "chunks.jsonl"
+            chunks = [Chunk(**json.loads(line)) for line in _lines(current)]
+            current = vdir / "vectors.npy"
+            vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+            current = vdir / "dense.faiss"
+            dense = DenseIndex.load(current, config.dense, vectors, manifest.get("dense_trained_on"))
+            current = vdir / "bm25"
+            bm25 = BM25Index.load(current)
+        except (OSError, ValueError, EOFError, RuntimeError, KeyError, TypeError, IndexError) as exc:
+            # only an index without checksums (an older assay's) or a truly odd file gets here
+            what = str(exc).splitlines()[0] if str(exc) else ""
+            raise _corrupt(current, f"cannot be read ({type(exc).__name__}: {what})", directory) from None
         if not (len(chunks) == len(vectors) == len(dense) == bm25.n_docs):
-            raise IndexDirectoryError(f"{vdir}: inconsistent index version (chunks {len(chunks)}, vectors "
-                              f"{len(vectors)}, faiss {len(dense)}, bm25 {bm25.n_docs}); rebuild it")
-        return cls(directory, config, manifest, chunks, docs, vectors, dense, bm25,
-                   embedder if isinstance(embedder, Embedder) else None)
+            raise _corrupt(vdir, f"inconsistent index version (chunks {len(chunks)}, vectors {len(vectors)}, "
+                                 f"faiss {len(dense)}, bm25 {bm25.n_docs})", directory)
+        index = cls(directory, config, manifest, chunks, docs, vectors, dense, bm25, embedder)
+        index._verified = hashed
+        return index
 
     def _check_compatible(self, config: IndexConfig) -> None:
         if not _same_model(config.embedder, self.config.embedder):
@@ -241,7 +537,44 @@ class Index:
     def update(self, sources: Iterable[str | os.PathLike | Document], *, progress: bool = True,
                _fresh: bool = False) -> dict[str, Any]:
         """Make the index hold exactly the documents in `sources`; returns counts of
-        added / changed / removed / unchanged documents (plus chunks embedded)."""
+        added / changed / removed / unchanged documents (plus chunks embedded).
+
+        Runs under the writer lock; if another writer committed since this Index was
+        opened, its version is loaded first, so the update applies to it."""
+        with writer_lock(self.directory, self.lock_timeout):
+            if not _fresh:
+                self._catch_up()
+            return self._update(sources, progress=progress, fresh=_fresh)
+
+    def _catch_up(self) -> None:
+        """Under the lock: load the version another writer committed since we opened."""
+        if not (self.directory / "manifest.json").exists():
+            return
+        current = read_manifest(self.directory)
+        if current.get("version") == self.manifest.get("version"):
+            return
+        latest = Index._load(self.directory, current, self._embedder)  # no writer can remove it now
+        self.manifest, self._docs, self._chunks = latest.manifest, latest._docs, latest._chunks
+        self.vectors, self.dense, self.bm25, self._verified = latest.vectors, latest.dense, latest.bm25, latest._verified
+
+    def _verify_vectors(self) -> None:
+        """Hash vectors.npy before any of its rows are copied into a new version."""
+        if "vectors.npy" in self._verified or "checksums" not in self.manifest:
+            return
+        want = self.manifest["checksums"].get("vectors.npy", {})
+        path = self.directory / self.manifest["version"] / "vectors.npy"
+        if _digest(path) != want.get("sha256"):
+            raise _corrupt(path, "contents do not match the manifest's sha256", self.directory)
+        self._verified.add("vectors.npy")
+
+    def verify(self) -> dict[str, Any]:
+        """Hash every file of the index's live version on disk (and the manifest) against
+        the recorded checksums: {"files", "bytes", "seconds", ...}, or IndexCorruptError."""
+        return verify_index(self.directory)
+
+    def _update(self, sources: Iterable[str | os.PathLike | Document], *, progress: bool,
+                fresh: bool) -> dict[str, Any]:
+        _fresh = fresh
         t0 = time.perf_counter()
         loaded = load_sources(sources)
         old = {d.id: d for d in self._docs}
@@ -265,6 +598,7 @@ class Index:
                  "model_calls": 0, "documents": len(loaded.documents)}
         dense_changed = (self.manifest.get("config", {}).get("dense") != _to_dict(self.config.dense))
         if not _fresh and not todo and not removed and not dense_changed:
+            self._collect()  # leftovers of killed writers go even when nothing changed
             stats.update(chunks=len(self), seconds=round(time.perf_counter() - t0, 4), written=False)
             self.last_update = stats
             return stats
@@ -301,6 +635,8 @@ class Index:
         stats["model_calls"] = embedder.model_calls - calls_before
         chunks.extend(new_chunks)
 
+        if len(keep_rows):
+            self._verify_vectors()
         old_vecs = np.asarray(self.vectors)
         dim = new_vecs.shape[1] if len(new_chunks) else (old_vecs.shape[1] if old_vecs.size else self._known_dim())
         if old_vecs.size and old_vecs.shape[1] != dim:
@@ -323,8 +659,10 @@ class Index:
         manifest = self._write_version(docs, chunks, vectors, dense, bm25, stats)
         self.manifest = manifest
         self._docs, self._chunks, self.vectors, self.dense, self.bm25 = docs, chunks, vectors, dense, bm25
+        self._verified = set(manifest["checksums"])  # written and hashed by us just now
         if self.config.dense.kind == "ivfpq":
             self.dense.vectors = vectors
+        self._collect()
         stats.update(chunks=len(chunks), seconds=round(time.perf_counter() - t0, 4), written=True)
         self.last_update = stats
         return stats
@@ -333,10 +671,18 @@ class Index:
         dim = self.manifest.get("embedder", {}).get("dim")
         return int(dim) if dim else self.embedder.dim
 
+    def _next_sequence(self) -> int:
+        seqs = [int(self.manifest.get("sequence", 0))]
+        for entry in self.directory.iterdir():
+            m = re.match(r"^(?:\.tmp-|\.trash-)?v(\d{6})-", entry.name)
+            if m:
+                seqs.append(int(m.group(1)))
+        return max(seqs) + 1
+
     def _write_version(self, docs, chunks, vectors, dense, bm25, stats) -> dict[str, Any]:
         d = self.directory
         d.mkdir(parents=True, exist_ok=True)
-        seq = int(self.manifest.get("sequence", 0)) + 1
+        seq = self._next_sequence()
         name = f"v{seq:06d}-{uuid.uuid4().hex[:6]}"
         tmp = d / f".tmp-{name}"
         tmp.mkdir()
@@ -355,14 +701,20 @@ class Index:
             dense.save(tmp / "dense.faiss")
             bm25.save(tmp / "bm25")
             fault("index:after_bm25")
+            checksums: dict[str, dict[str, Any]] = {}
             for root, _, files in os.walk(tmp):
                 for f in files:
-                    fd = os.open(os.path.join(root, f), os.O_RDONLY)
+                    path = os.path.join(root, f)
+                    fd = os.open(path, os.O_RDONLY)
                     try:
                         os.fsync(fd)
                     finally:
                         os.close(fd)
+                    rel = Path(path).relative_to(tmp).as_posix()
+                    checksums[rel] = {"size": os.path.getsize(path), "sha256": _digest(Path(path))}
                 fsync_dir(root)
+            lease = os.open(d / f".{name}.lease", os.O_RDONLY | os.O_CREAT, 0o666)
+            os.close(lease)
             os.rename(tmp, d / name)
             fsync_dir(d)
             fault("index:before_commit")
@@ -387,12 +739,36 @@ class Index:
         }
         if dense.trained_on:
             manifest["dense_trained_on"] = int(dense.trained_on)
-        atomic_write_json(d / "manifest.json", manifest)  # the commit point
+        manifest["checksums"] = checksums
+        manifest["checksum"] = _manifest_checksum(manifest)
+        with atomic_open(d / "manifest.json") as fh:  # the commit point
+            fh.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            fault("index:manifest_written")
         fault("index:after_commit")
-        for entry in d.iterdir():  # old versions and leftovers of killed writes
-            if entry.is_dir() and entry.name != name and (entry.name.startswith("v") or entry.name.startswith(".tmp-")):
-                shutil.rmtree(entry, ignore_errors=True)
         return manifest
+
+    def _collect(self) -> None:
+        """Under the writer lock: remove what no one can need any more — versions other
+        than the live one (unless a reader is opening one: its lease is busy), and the
+        temporary directories, manifest temp files and stale leases of killed writers."""
+        d = self.directory
+        live = self.manifest.get("version")
+        if not d.is_dir():
+            return
+        for entry in sorted(d.iterdir()):
+            name = entry.name
+            try:
+                if name.startswith((".tmp-v", ".trash-v")) and entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif name.startswith(".manifest.json.") and name.endswith(".tmp"):
+                    entry.unlink(missing_ok=True)
+                elif _VERSION_RE.match(name) and name != live and entry.is_dir():
+                    _remove_version(d, name)
+                elif (name.startswith(".v") and name.endswith(".lease") and name[1:-len(".lease")] != live
+                      and not (d / name[1:-len(".lease")]).exists()):
+                    _remove_version(d, name[1:-len(".lease")])  # a lease left without its version
+            except FileNotFoundError:
+                continue
 
     # ---- searching ------------------------------------------------------------------
     def search(self, query: str, k: int = 10, mode: str = "hybrid", *, rerank: Any = None, hyde: Any = None,
@@ -457,6 +833,28 @@ class Index:
         return {"directory": str(self.directory), "documents": len(self._docs), "chunks": len(self),
                 "embedder": self.config.embedder, "dense": self.config.dense.kind,
                 "version": self.manifest.get("version")}
+
+
+def _remove_version(directory: Path, name: str) -> bool:
+    """Remove version `name` unless a reader holds its lease; False when kept."""
+    lease = directory / f".{name}.lease"
+    try:
+        fd = os.open(lease, os.O_RDWR | os.O_CREAT, 0o666)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a reader is opening this version: the next write removes it
+        trash = directory / f".trash-{name}"
+        if (directory / name).is_dir():
+            os.rename(directory / name, trash)
+        lease.unlink(missing_ok=True)  # a reader that opened it before sees st_nlink == 0
+    finally:
+        os.close(fd)
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
 
 
 def _same_model(a: str, b: str) -> bool:
