@@ -9,6 +9,8 @@ Front door (names load lazily, so `import rewards` costs nothing)::
     funcs = rewards.trl_reward_funcs("math,format:0.2")            # GRPOTrainer(reward_funcs=funcs)
     rewards.verify("\\frac{1}{2}", "0.5")                          # -> True
     rewards.extract_answer("... so the answer is \\boxed{42}.")     # -> "42"
+    rewards.extract_program(chat_text, ["has_close_elements"])     # -> Extraction(code, method)
+    rewards.verl_compute_score(data_source=..., solution_str=..., ground_truth=...)  # verl
 
 Imports nothing else of assay and never imports torch.
 """
@@ -31,6 +33,8 @@ _LAZY = {
     "register": ("rewards.base", "register"),
     "get": ("rewards.base", "get"),
     "names": ("rewards.base", "names"),
+    "extract_program": ("rewards.code_extraction", "extract_program"),
+    "verl_compute_score": ("rewards.verl", "compute_score"),
 }
 
 __all__ = sorted([*_LAZY, "extract_answer"])

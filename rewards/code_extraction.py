@@ -583,6 +583,9 @@ def extract_program(text: str, entry_points: Sequence[str] | None = None, prompt
         # Nothing here defines what the tests call: run what the plain rule finds, so the
         # reason is the program's own failure (a syntax error, a NameError).
         code = legacy_extract(answer)
+        if not blocks and not units and not any(_is_code_start(ln) or ln[:1] in (" ", "\t")
+                                                for ln in answer.splitlines() if ln.strip()):
+            return Extraction("", _join("no code found (prose only)", notes), defines_entry=False)
         where = "no unit compiles" if not units else f"no unit defines {', '.join(roots)}"
         return Extraction(code, _join(f"{_legacy_where(answer)} ({where})", notes),
                           defines_entry=False, units=len(units))
