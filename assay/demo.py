@@ -187,8 +187,9 @@ def step_train(demo: Demo) -> dict[str, Any]:
     config, overrides = QUICK_TRAIN if demo.quick else FULL_TRAIN
     out = demo.out / "train"
     sets = "".join(f" --set {o}" for o in overrides)
-    demo.command(f"assay train grpo --config {config} --out {out}{sets}")
-    summary = train_run("grpo", REPO_ROOT / config, out=out, overrides=list(overrides))
+    demo.command(f"assay train grpo --config {config} --out {out}{sets} --fresh")
+    # the step is not done: a run left in `out` by an interrupted demo is redone whole
+    summary = train_run("grpo", REPO_ROOT / config, out=out, overrides=list(overrides), fresh=True, progress=True)
     model = summary.get("model")
     if model and (Path(model) / "adapter_config.json").exists():
         from train.export import export_merged

@@ -131,3 +131,53 @@ def test_rerank_with_a_bad_kind_or_no_query_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "--rerank: unknown kind 'bogus'" in err
     assert main(["search", "--index", str(tmp_path)]) == 2
     assert "query text is required" in capsys.readouterr().err
+
+
+# -------------------------------------------------------- train --out an existing run
+CONFIGS = REPO / "data" / "configs"
+QUICK = ["--set", "data.eval_size=0", "--set", "logging.plot=false"]
+
+
+def _old_run(out: Path) -> None:
+    out.mkdir(parents=True)
+    (out / "config.yaml").write_text("seed: 0\n")
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 9.0}\n')
+    (out / "stray.txt").write_text("from the old run\n")
+
+
+def test_train_into_an_existing_run_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    _old_run(out)
+    assert main(["train", "sft", "--config", str(CONFIGS / "sft-smoke.yaml"), "--out", str(out), *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a training run" in err and "--resume" in err and "--fresh" in err
+    assert (out / "metrics.jsonl").read_text() == '{"step": 1, "loss": 9.0}\n' and (out / "stray.txt").exists()
+    assert main(["train", "sft", "--config", str(CONFIGS / "sft-smoke.yaml"), "--out", str(out), "--fresh",
+                 "--resume"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+def test_fresh_replaces_the_run_and_training_prints_a_line_per_step(tmp_path, capsys):
+    out = tmp_path / "run"
+    _old_run(out)
+    assert main(["train", "sft", "--config", str(CONFIGS / "sft-smoke.yaml"), "--out", str(out), "--fresh",
+                 "--set", "sft.max_steps=2", "--set", "sft.save_strategy=no", *QUICK]) == 0
+    assert not (out / "stray.txt").exists()
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps[:2] == [1, 2] and 9.0 not in [json.loads(x).get("loss") for x in (out / "metrics.jsonl").read_text().splitlines()]
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("train: step")]
+    assert len(lines) == 2 and lines[0].startswith("train: step 1/2  loss ") and lines[1].endswith(" s/step"), err
+
+
+def test_grpo_progress_names_each_reward_and_json_stays_one_object(tmp_path, capsys):
+    args = ["train", "grpo", "--config", str(CONFIGS / "grpo-smoke.yaml"), "--set", "grpo.max_steps=2",
+            "--set", "grpo.save_strategy=no", *QUICK]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("train: step")]
+    assert len(lines) == 2 and "step 2/2  reward " in lines[1] and "(math " in lines[1] and "s/step" in lines[1], err
+    assert main([*args, "--out", str(tmp_path / "b"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["global_step"] == 2 and captured.out.count("\n") == 1
+    assert "train: step" not in captured.err

@@ -11,6 +11,8 @@ checkpoints and a clean stop on Ctrl-C. One `transformers.TrainerCallback`.
   (`checkpoints/.incoming`); once it has finished writing, `on_save` renames it to
   `checkpoints/step-00000N` — a rename within one filesystem is atomic, so a visible
   checkpoint is always complete, and `RunDir.last_checkpoint` never sees a torn one.
+- Progress (`progress=True`, the CLI without --json): one line per logged step on stderr,
+  since the shipped configs turn transformers' progress bar off (`disable_tqdm`).
 - SIGINT: the first Ctrl-C asks the Trainer to save a checkpoint and stop at the end of the
   current step; a second one interrupts at once.
 """
@@ -30,7 +32,7 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
-from train.runs import RunDir
+from train.runs import RunDir, progress_line
 
 
 def peak_memory_mb() -> float:
@@ -86,8 +88,10 @@ def _text(x: Any) -> Any:
 
 class AssayCallback(TrainerCallback):
     def __init__(self, run: RunDir, *, recorder: RewardRecorder | None = None, samples: int = 4,
-                 staging: Path | None = None, keep: int | None = None, time_limit: float | None = None):
+                 staging: Path | None = None, keep: int | None = None, time_limit: float | None = None,
+                 progress: bool = False):
         self.run = run
+        self.progress = progress  # a line per logged training step on stderr
         self.time_limit = time_limit  # seconds
         self.timed_out = False
         self._t_train = time.perf_counter()
@@ -137,6 +141,8 @@ class AssayCallback(TrainerCallback):
             self._step_seconds = []
         record["peak_mem_mb"] = round(peak_memory_mb(), 1)
         self.run.log(record)
+        if self.progress and "train_runtime" not in logs and not any(k.startswith("eval_") for k in logs):
+            print(progress_line(record, state.max_steps), file=sys.stderr, flush=True)
 
     def _write_samples(self, step: int, last: dict[str, Any]) -> None:
         completions = last.get("completions") or []

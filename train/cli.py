@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="override a config value, e.g. --set grpo.max_steps=10 (repeatable)")
         t.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
         t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+        t.add_argument("--fresh", action="store_true",
+                       help="replace the run directory as a whole (an existing run needs --resume or --fresh)")
         t.add_argument("--json", action="store_true", help="print the summary as one JSON object")
         t.set_defaults(handler=_run_train)
     e = tsub.add_parser("export", help="merge a LoRA adapter into its base model; write a plain model folder")
@@ -84,7 +86,8 @@ def _print_summary(summary: dict, as_json: bool) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from train.trainers import run
 
-    summary = run(args.trainer, args.config, out=args.out, overrides=args.overrides, resume=args.resume)
+    summary = run(args.trainer, args.config, out=args.out, overrides=args.overrides, resume=args.resume,
+                  fresh=args.fresh, progress=not args.json)
     _print_summary(summary, args.json)
     if summary.get("interrupted"):
         print(f"stopped at step {summary.get('global_step')}; resume with --resume --out {summary['out']}", file=sys.stderr)

@@ -14,12 +14,40 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from rag.files import atomic_write_text
 
 
+def progress_line(record: dict[str, Any], max_steps: int | None = None) -> str:
+    """One line for a logged training step: step/max, reward mean with each reward's
+    mean (RL) or the loss, seconds per step."""
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    step = record.get("step")
+    parts = [f"step {step}/{max_steps}" if max_steps else f"step {step}"]
+    if num(record.get("reward")):
+        per = [(k[len("rewards/"):-len("/mean")], v) for k, v in record.items()
+               if k.startswith("rewards/") and k.endswith("/mean") and num(v)]
+        if not per and num(record.get("verifier_reward")):
+            per = [("verifier", record["verifier_reward"])]
+        text = f"reward {record['reward']:.3f}"
+        if per:
+            text += " (" + ", ".join(f"{n} {v:.3f}" for n, v in per) + ")"
+        parts.append(text)
+    for key in ("loss", "policy_loss"):
+        if num(record.get(key)):
+            parts.append(f"{key.replace('_', ' ')} {record[key]:.4g}")
+            break
+    secs = record.get("step_seconds", record.get("step_time"))
+    if num(secs):
+        parts.append(f"{secs:.2f} s/step")
+    return "train: " + "  ".join(parts)
+
+
 class RunDir:
+    on_log: Callable[[dict[str, Any]], None] | None = None
+    """Called with each record after it is written (train.ppo's progress lines)."""
+
     def __init__(self, path: str | Path, config: dict | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -36,6 +64,8 @@ class RunDir:
             fh.write(json.dumps(clean) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        if self.on_log is not None:
+            self.on_log(clean)
 
     def metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():

@@ -18,6 +18,7 @@ import os
 import random
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,14 @@ def load_model(cfg: RunConfig, *, head: str = "causal"):
     try:
         tok = AutoTokenizer.from_pretrained(path)
         if head == "reward":
-            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
+            from transformers.utils import logging as hf_logging
+
+            level = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # its "LOAD REPORT: score.weight MISSING": a new head is the point
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
+            finally:
+                hf_logging.set_verbosity(level)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as exc:
@@ -214,21 +222,50 @@ def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ runs
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")
+
+
+def is_run_dir(path: Path) -> bool:
+    return any((path / name).exists() for name in RUN_FILES)
+
+
+def _claim_out(out: Path, *, resume: bool, fresh: bool) -> None:
+    """An existing run is continued (--resume) or replaced as a whole (--fresh), never
+    silently restarted with its metrics.jsonl appended to."""
+    if resume and fresh:
+        raise ConfigError("--resume continues a run and --fresh replaces it: give one of them")
+    if resume:
+        if not (out / "config.yaml").exists():
+            raise ConfigError(f"--resume: {out} is not a run directory (no config.yaml)")
+        return
+    if not is_run_dir(out):
+        return
+    if not fresh:
+        raise ConfigError(f"--out {out} already holds a training run: --resume continues it, "
+                          f"--fresh replaces it (or choose another --out)")
+    old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+    os.replace(out, old)  # the old run disappears at once and whole
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path | None = None,
-        overrides: list[str] | None = None, resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
-    """Train; return the summary (also written to OUT/summary.json). `callbacks`: extra
-    transformers TrainerCallbacks for the TRL trainers."""
+        overrides: list[str] | None = None, resume: bool = False, fresh: bool = False,
+        callbacks: list | None = None, progress: bool = False) -> dict[str, Any]:
+    """Train; return the summary (also written to OUT/summary.json). An OUT that already
+    holds a run needs `resume` (continue it) or `fresh` (replace it). `callbacks`: extra
+    transformers TrainerCallbacks for the TRL trainers; `progress`: a line per logged step
+    on stderr."""
     cfg = config if isinstance(config, RunConfig) else load_run_config(trainer, config, overrides)
     out = Path(out) if out else default_out(trainer, config if not isinstance(config, (dict, RunConfig)) else None)
-    if resume and not (out / "config.yaml").exists():
-        raise ConfigError(f"--resume: {out} is not a run directory (no config.yaml)")
+    _claim_out(out, resume=resume, fresh=fresh)
     run_dir = RunDir(out, to_dict(cfg))
     _seed_everything(cfg.seed)
     t0 = time.perf_counter()
-    if trainer == "ppo":
-        summary = _run_ppo(cfg, run_dir, resume=resume)
-    else:
-        summary = _run_trl(trainer, cfg, run_dir, resume=resume, callbacks=callbacks or [])
+    with _quiet():
+        if trainer == "ppo":
+            summary = _run_ppo(cfg, run_dir, resume=resume, progress=progress)
+        else:
+            summary = _run_trl(trainer, cfg, run_dir, resume=resume, callbacks=callbacks or [], progress=progress)
     summary = {"trainer": trainer, "out": str(run_dir.path), "wall_seconds": round(time.perf_counter() - t0, 2),
                **summary, **_curve_summary(run_dir, trainer)}
     if cfg.logging.plot:
@@ -238,6 +275,27 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
             summary["plot"] = str(plot)
     atomic_write_json(run_dir.path / "summary.json", summary)
     return summary
+
+
+@contextmanager
+def _quiet():
+    """While assay trains: no `datasets` progress bars (TRL's "Tokenizing train dataset"
+    and co., one per preprocessing pass) and no FutureWarning about transformers'
+    `is_gradient_checkpointing` (called by TRL, not by assay); both restored after."""
+    import warnings
+
+    import datasets
+
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated",
+                                    category=FutureWarning)
+            yield
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
 
 
 def _prepare_rows(trainer: str, cfg: RunConfig, tok) -> tuple[list[dict], list[dict]]:
@@ -309,7 +367,8 @@ def _no_log_printing(tr: Any) -> None:
             cb.on_log = lambda *args, **kwargs: None
 
 
-def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbacks: list) -> dict[str, Any]:
+def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbacks: list,
+             progress: bool = False) -> dict[str, Any]:
     from train import data
     from train.callbacks import AssayCallback, RewardRecorder, graceful_sigint
 
@@ -322,7 +381,8 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
     recorder = RewardRecorder() if trainer == "grpo" else None
     callback = AssayCallback(run, recorder=recorder, samples=cfg.logging.samples, staging=staging,
                              keep=args.save_total_limit,
-                             time_limit=cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else None)
+                             time_limit=cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else None,
+                             progress=progress)
     summary: dict[str, Any] = {}
     resume_from = _resume_point(run, resume)
 
@@ -397,12 +457,17 @@ def _clean(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
 
 
-def _run_ppo(cfg: RunConfig, run: RunDir, *, resume: bool) -> dict[str, Any]:
+def _run_ppo(cfg: RunConfig, run: RunDir, *, resume: bool, progress: bool = False) -> dict[str, Any]:
+    import sys
+
     from train import data
     from train.ppo import PPOConfig, train_ppo
+    from train.runs import progress_line
     from train.scoring import RewardSet
 
     ppo_cfg = from_dict(PPOConfig, {**cfg.ppo, "seed": cfg.seed}, "ppo")
+    if progress:
+        run.on_log = lambda record: print(progress_line(record, ppo_cfg.steps), file=sys.stderr, flush=True)
     path = model_path(cfg.model.name)
     from transformers import AutoTokenizer
 
