@@ -386,13 +386,43 @@ class _Stmt:
     used: set[str]
     protected: bool
     junk: str | None = None  # why it is dropped
+    mutated: set[str] = field(default_factory=set)  # names whose object it changes (`T[0] = 1`, `f.cache = {}`)
 
 
-def _classify(node: ast.stmt, protected: bool, used: set[str] | None = None) -> _Stmt:
+def _root_name(node: ast.expr) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _mutated(node: ast.stmt) -> set[str]:
+    """Names whose object a top-level statement changes in place: ``T[0] = 1``,
+    ``f.cache = {}``, ``PRIMES.extend(...)``."""
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        targets = [node.target]
+    elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute):
+        targets = [node.value.func.value]
+    out = set()
+    for t in targets:
+        if isinstance(t, (ast.Attribute, ast.Subscript)) or isinstance(node, ast.Expr):
+            name = _root_name(t)
+            if name:
+                out.add(name)
+    return out
+
+
+def _classify(node: ast.stmt, protected: bool, used: set[str] | None = None,
+              data: frozenset[str] = frozenset()) -> _Stmt:
+    mutated = _mutated(node)
     if _main_guard(node):
         kind = "main"
     elif isinstance(node, ast.Assert):
         kind = "assert"
+    elif isinstance(node, ast.Expr) and mutated & data:
+        kind = "other"  # `PRIMES.extend(range(2, 10))`: fills a module-level table
     elif isinstance(node, ast.Expr) and isinstance(node.value, (ast.Call, ast.Await)) and not _kept_call(node.value):
         kind = "call"
     elif isinstance(node, ast.Expr) and not _kept_call(node.value) and any(isinstance(n, ast.Call) for n in ast.walk(node.value)):
@@ -405,7 +435,7 @@ def _classify(node: ast.stmt, protected: bool, used: set[str] | None = None) -> 
         kind = "assign"
     else:
         kind = "other"
-    return _Stmt(node, kind, _bound(node), _loads([node]) if used is None else used, protected)
+    return _Stmt(node, kind, _bound(node), _loads([node]) if used is None else used, protected, mutated=mutated)
 
 
 def _describe(st: _Stmt, roots: Sequence[str]) -> str:
@@ -432,7 +462,8 @@ def sanitize(source: str, roots: Sequence[str], protect_lines: int = 0) -> tuple
     but does not bind)."""
     tree = _parse(source)
     uses = _module_uses(source, tree.body)
-    stmts = [_classify(node, _start_line(node) <= protect_lines, u) for node, u in zip(tree.body, uses)]
+    data = frozenset(n for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign)) for n in _bound(node))
+    stmts = [_classify(node, _start_line(node) <= protect_lines, u, data) for node, u in zip(tree.body, uses)]
     for st in stmts:
         if not st.protected and st.kind in ("main", "assert", "call"):
             st.junk = _describe(st, roots)
@@ -451,7 +482,7 @@ def sanitize(source: str, roots: Sequence[str], protect_lines: int = 0) -> tuple
             provides = st.bound - own_defs if st.kind == "import" else st.bound
             # (an import of a name the module defines itself -- `from solution import f`
             # in a test block -- is the test's, not the program's)
-            take = st.protected or bool(provides & reach)
+            take = st.protected or bool(provides & reach) or bool(st.mutated & reach)
             if not take and st.kind in ("assign", "other"):
                 # Unneeded top-level code stays unless it runs the program's functions
                 # or does I/O (a demo loop, `result = f(3)`).

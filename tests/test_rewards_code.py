@@ -275,3 +275,37 @@ def test_bare_signature_prompt_and_check_with_other_parameter_name():
     ]
     report = rewards.score("code", ["    return 1\n"] * 2, rows)
     assert report.scores("code") == [1.0, 0.0], report.per_row()
+
+
+# ---------------------------------------------------------------- chat-style extraction (rewards.code_extraction)
+
+
+def test_chat_answer_with_a_test_fence_runs_the_answer_and_says_so():
+    text = ("Here is the implementation:\n```python\ndef add(a, b):\n    return a + b\n```\n"
+            "Tests:\n```python\nassert add(1, 1) == 3  # the model's own mistake\nprint(add(2, 2))\n```")
+    [r] = code([text], [ADD_ROW], sandbox=CFG)
+    assert r.score == 1.0, r.reason
+    assert r.reason == "4/4 tests passed; extracted: fenced block 1 of 2 (defines add)"
+    assert r.details["extraction"] == "fenced block 1 of 2 (defines add)"
+
+
+def test_mbpp_entry_points_are_the_names_the_asserts_call():
+    row = {"test_list": ["assert twice(2) == 4", "assert half(4) == 2"]}
+    text = ("```python\ndef twice(x):\n    return 2 * x\n```\nand\n```python\ndef half(x):\n    return x // 2\n\n"
+            "if __name__ == '__main__':\n    print(half(int(input())))\n```")
+    [r] = code([text], [row], sandbox=CFG)
+    assert r.score == 1.0, r.reason
+    assert "with twice from fenced block 1 of 2" in r.reason and r.details["dropped"] == ["if __name__ block"]
+
+
+def test_stdio_programs_keep_their_top_level_code():
+    row = {"inputs": ["3\n"], "outputs": ["6\n"]}
+    [r] = code(["Read n and double it:\n```python\nn = int(input())\nprint(2 * n)\n```"], [row], sandbox=CFG)
+    assert (r.score, r.reason) == (1.0, "1/1 tests passed")
+    assert r.details["extraction"] == "fenced block 1 of 1"
+
+
+def test_extract_code_with_an_entry_point():
+    text = "```python\ndef f():\n    return 1\n\nprint(f())\n```"
+    assert extract_code(text) == "def f():\n    return 1\n\nprint(f())\n"  # the plain rule
+    assert extract_code(text, "f") == "def f():\n    return 1\n\n"

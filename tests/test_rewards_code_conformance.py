@@ -107,6 +107,8 @@ TABLE = [
     ("only another language", "```cpp\nint f(){}\n```", [], ["int"], "no Python fence"),
     ("last defining fence wins over an earlier one", "```python\ndef f(xs):\n    return 0\n```\nFixed:\n```\n" + GOOD + "```",
      [GOOD], ["return 0"], "fenced block 2 of 2"),
+    ("tables filled in place are kept", "```python\nP = []\nP.extend(range(3))\n\ndef f(xs):\n    return f.k + sum(P)\n"
+     "f.k = 0\nout = []\nout.append(f([1]))\n```", ["P.extend(range(3))", "f.k = 0"], ["out.append"], "top-level expr using the program"),
     ("sys.setrecursionlimit kept", "```python\nimport sys\nsys.setrecursionlimit(5000)\n" + GOOD + "```",
      ["sys.setrecursionlimit(5000)", "import sys"], [], "defines f"),
 ]
