@@ -33,7 +33,8 @@ on purpose where noted.
    "__main__":`` blocks, top-level asserts, top-level expression statements that call
    something (``print(...)``, ``f(...)``, ``doctest.testmod()``; ``sys.setrecursionlimit``
    is kept), statements that use one of the program's own functions or ``print``/``input``
-   but bind nothing the entry point needs (``result = f(3)``; ``for t in tests: print(..)``),
+   but bind or fill nothing the entry point needs (``result = f(3)``; ``for t in tests:
+   print(..)``; a table filled in place -- ``T[i] = ..``, ``P.extend(..)`` -- stays),
    definitions the entry point does not reach (``def test_f``, ``class TestF``, ``main``),
    and imports nothing kept uses (``import pytest``, ``from solution import f``). Other
    top-level code stays and runs as written -- unlike evalplus, which keeps only
@@ -85,7 +86,6 @@ class Extraction:
     dropped: tuple[str, ...] = ()
     defines_entry: bool | None = None  # None: there was no entry point to look for
     units: int = 0
-    details: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- text -> units
@@ -651,6 +651,7 @@ def extract_program(text: str, entry_points: Sequence[str] | None = None, prompt
                                     - _module_bound(code))
                 break
     label = chosen.label
+    defined = ", ".join(sorted(_defines(chosen.source, prompt, chosen.continuation, roots)))
     if pulled:
         extra = "".join(src for j in sorted(pulled) for _, src in sorted(pulled[j]))
         if chosen.continuation:
@@ -658,11 +659,11 @@ def extract_program(text: str, entry_points: Sequence[str] | None = None, prompt
         else:
             code = extra + code
         from_where = "; ".join(f"{_names_of(pulled[j])} from {units[j].label}" for j in sorted(pulled))
-        label = f"{label} (defines {', '.join(roots)}), with {from_where}"
+        label = f"{label} (defines {defined}), with {from_where}"
     elif chosen.continuation:
         label = f"{label} (continues the prompt)" if "continues" not in label else label
     else:
-        label = f"{label} (defines {', '.join(sorted(_defines(chosen.source, prompt, False, roots)))})"
+        label = f"{label} (defines {defined})"
     if dropped:
         notes.append("dropped: " + _summarize(dropped))
     return Extraction(code, _join(label, notes), continues_prompt=chosen.continuation,
