@@ -32,7 +32,8 @@ on purpose where noted.
 4. **Sanitizing** drops only what is recognisably test or demo code: ``if __name__ ==
    "__main__":`` blocks, top-level asserts, top-level expression statements that call
    something (``print(...)``, ``f(...)``, ``doctest.testmod()``; ``sys.setrecursionlimit``
-   is kept), statements that use one of the program's own functions or ``print``/``input``
+   is kept, and so is a call that ends the process -- ``sys.exit()``, ``os._exit()`` at the
+   top level are the program's own doing, not a demo, and fail it as written), statements that use one of the program's own functions or ``print``/``input``
    but bind or fill nothing the entry point needs (``result = f(3)``; ``for t in tests:
    print(..)``; a table filled in place -- ``T[i] = ..``, ``P.extend(..)`` -- stays),
    definitions the entry point does not reach (``def test_f``, ``class TestF``, ``main``),
@@ -64,6 +65,11 @@ PY_TAGS = {"python", "py", "python3", "py3", "pycon", "python2", "ipython", "{.p
 _BUILTINS = frozenset(dir(builtins)) | {"__name__", "__file__", "__doc__", "__builtins__", "__spec__"}
 _KEPT_CALLS = {("sys", "setrecursionlimit"), ("sys", "set_int_max_str_digits")}
 _IO_NAMES = {"print", "input", "exit", "quit", "breakpoint"}
+# A top-level call that ends the process is not demo code: the program as written exits
+# before it can be tested, and keeps the sandbox's "exited while loading" verdict.
+_EXIT_CALLS = {("sys", "exit"), ("os", "_exit"), ("os", "abort"), ("os", "kill"), ("os", "killpg"),
+               ("signal", "raise_signal"), ("signal", "alarm"), ("faulthandler", "_sigsegv")}
+_EXIT_NAMES = {"exit", "quit", "_exit", "abort"}
 # A line that may start Python code (a span of prose-mixed text is only searched from these).
 _CODE_START = re.compile(
     r"(?:(?:async\s+)?def\s|class\s|import\s|from\s+[\w.]+\s+import\b|@\w|if\s|for\s|while\s|with\s|try\s*:"
@@ -381,12 +387,26 @@ def _start_line(stmt: ast.stmt) -> int:
 @dataclass
 class _Stmt:
     node: ast.stmt
-    kind: str  # main, assert, call, import, def, assign, other
+    kind: str  # main, assert, call, exit, import, def, assign, other
     bound: set[str]
     used: set[str]
     protected: bool
     junk: str | None = None  # why it is dropped
     mutated: set[str] = field(default_factory=set)  # names whose object it changes (`T[0] = 1`, `f.cache = {}`)
+
+
+def _exits(node: ast.stmt) -> bool:
+    """A top-level expression statement that calls something ending the process."""
+    if not isinstance(node, ast.Expr):
+        return False
+    for n in ast.walk(node.value):
+        if isinstance(n, ast.Call):
+            f = n.func
+            if isinstance(f, ast.Name) and f.id in _EXIT_NAMES:
+                return True
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and (f.value.id, f.attr) in _EXIT_CALLS:
+                return True
+    return False
 
 
 def _root_name(node: ast.expr) -> str | None:
@@ -421,6 +441,8 @@ def _classify(node: ast.stmt, protected: bool, used: set[str] | None = None,
         kind = "main"
     elif isinstance(node, ast.Assert):
         kind = "assert"
+    elif _exits(node):
+        kind = "exit"  # kept, with what it uses (`import sys`)
     elif isinstance(node, ast.Expr) and mutated & data:
         kind = "other"  # `PRIMES.extend(range(2, 10))`: fills a module-level table
     elif isinstance(node, ast.Expr) and isinstance(node.value, (ast.Call, ast.Await)) and not _kept_call(node.value):
@@ -482,7 +504,7 @@ def sanitize(source: str, roots: Sequence[str], protect_lines: int = 0) -> tuple
             provides = st.bound - own_defs if st.kind == "import" else st.bound
             # (an import of a name the module defines itself -- `from solution import f`
             # in a test block -- is the test's, not the program's)
-            take = st.protected or bool(provides & reach) or bool(st.mutated & reach)
+            take = st.protected or st.kind == "exit" or bool(provides & reach) or bool(st.mutated & reach)
             if not take and st.kind in ("assign", "other"):
                 # Unneeded top-level code stays unless it runs the program's functions
                 # or does I/O (a demo loop, `result = f(3)`).

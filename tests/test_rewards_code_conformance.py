@@ -109,6 +109,8 @@ TABLE = [
      [GOOD], ["return 0"], "fenced block 2 of 2"),
     ("tables filled in place are kept", "```python\nP = []\nP.extend(range(3))\n\ndef f(xs):\n    return f.k + sum(P)\n"
      "f.k = 0\nout = []\nout.append(f([1]))\n```", ["P.extend(range(3))", "f.k = 0"], ["out.append"], "top-level expr using the program"),
+    ("a process exit at top level is kept (the program exits as written)", f"```python\nimport sys\n{GOOD}sys.exit(0)\n```",
+     ["import sys", "sys.exit(0)", GOOD], [], "defines f"),
     ("sys.setrecursionlimit kept", "```python\nimport sys\nsys.setrecursionlimit(5000)\n" + GOOD + "```",
      ["sys.setrecursionlimit(5000)", "import sys"], [], "defines f"),
 ]
