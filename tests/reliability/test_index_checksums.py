@@ -252,3 +252,18 @@ def test_rebuild_recovers_a_corrupt_file_a_lost_and_a_corrupt_manifest(built, en
     capsys.readouterr()
     assert len(Index.open(d)) == len(idx)
     assert len(env.entries(idx.directory)["versions"]) == 1
+
+
+def test_an_index_from_before_checksums_opens_and_gains_them_at_its_next_write(built, env):
+    src, idx = built
+    path = idx.directory / "manifest.json"
+    legacy = json.loads(path.read_text())
+    del legacy["checksums"], legacy["checksum"]
+    path.write_text(json.dumps(legacy, indent=2))
+    again = Index.open(idx.directory, embedder=env.embedder())
+    assert len(again) == len(idx) and Index.open(idx.directory).verify()["checksummed"] is False
+    (src / "doc000.txt").write_text("a changed document about wings")
+    again.update([src], progress=False)
+    manifest = json.loads(path.read_text())
+    assert set(manifest["checksums"]) == set(_version_files(idx.directory))
+    assert Index.open(idx.directory).verify()["checksummed"] is True
