@@ -40,7 +40,7 @@ def old_code_fn(rev: str):
 
     source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:rewards/code.py"],
                             check=True, capture_output=True, text=True).stdout
-    base._load_builtin()
+    base.names()  # loads the built-in rewards, so the snapshot below holds them
     saved = dict(base._REGISTRY)
     module = types.ModuleType(f"rewards_code_at_{rev}")
     module.__file__ = f"<rewards/code.py at {rev}>"
