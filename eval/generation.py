@@ -133,19 +133,33 @@ class Generator:
 
     def __init__(self, model: str, config: GenerationConfig | None = None, *, cache: Cache | None = None,
                  progress: bool = True):
-        from rag.models import resolve
-
         self.config = config or GenerationConfig()
         self.backend = pick_backend(self.config)
         self.model_name = str(model)
-        self.path = resolve(model)
         self.cache = cache if cache is not None else Cache(None)
         self.progress = progress
         self._model = None
         self._tokenizer = None
         self._llm = None
-        self.identity = f"{self.model_name}@{model_fingerprint(self.path)}"
+        self._path: str | None = None
+        self._identity: str | None = None
         self.stats = {"generated": 0, "cached": 0, "new_tokens": 0, "seconds": 0.0}
+
+    # The model name is resolved when first needed (rendering the first prompt), so a
+    # suite's data errors are reported before a model's; an unknown name fails at once.
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            from rag.models import resolve
+
+            self._path = resolve(self.model_name)
+        return self._path
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = f"{self.model_name}@{model_fingerprint(self.path)}"
+        return self._identity
 
     # --- loading ---
     @property

@@ -38,6 +38,8 @@ def register(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", default=None, help="generation/score cache file (default ~/.cache/assay/eval/cache.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("--data-root", default=None, help="folder with gsm8k/, math500/, ... (default $ASSAY_DATA_ROOT or ../shared/data)")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="a module that registers rewards (a dotted name, looked up in the current directory first, or a .py file); repeatable")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(handler=_run)
 
@@ -50,6 +52,8 @@ def register(esub: argparse._SubParsersAction) -> None:
     s.add_argument("--cache", default=None, help="score cache file (default ~/.cache/assay/eval/cache.sqlite)")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
     s.add_argument("--data-root", default=None, help="folder with the suites' data files")
+    s.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="a module that registers rewards (a dotted name, looked up in the current directory first, or a .py file); repeatable")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     s.set_defaults(handler=_score)
 
@@ -74,7 +78,9 @@ def _run(args: argparse.Namespace) -> int:
     from eval.report import write_index
     from eval.runner import open_cache, run, slug
     from eval.suites import load_suite
+    from rewards.base import import_modules
 
+    import_modules(args.imports)
     if args.limit is not None and args.limit < 1:
         raise ArgumentError("--limit must be >= 1")
     if args.samples < 1:
@@ -114,7 +120,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from eval.runner import score
+    from rewards.base import import_modules
 
+    import_modules(args.imports)
     summary = score(args.suite, args.predictions, out=args.out, cache=_cache_arg(args), data_root=args.data_root)
     if args.json:
         print(json.dumps(summary, default=str))

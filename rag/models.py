@@ -80,7 +80,8 @@ def resolve(name: str | os.PathLike) -> str:
     logical = canonical_name(name)
     if logical is None:
         if _path_like(name):
-            raise ModelError(f"model path {name} does not exist (known offline names: {', '.join(KNOWN_MODELS)})")
+            raise ModelError(f"cannot load model {name}: no such file or directory "
+                             f"(known offline names: {', '.join(KNOWN_MODELS)})")
         return _hub_id(name)
     known = KNOWN_MODELS[logical]
     pkg = _package_dir(known.package)
@@ -135,7 +136,7 @@ def _offline_reason() -> str | None:
 def _hub_id(name: str) -> str:
     """`name` as a hub id, checked: its local cached copy when offline, else the id itself
     once the hub has confirmed it exists. Fails at once with the known names."""
-    unknown = (f"model {name!r} is not a known name, a local path or a reachable hub id; "
+    unknown = (f"cannot load model {name!r}: not a known name, a local path or a reachable hub id; "
                f"known offline names: {', '.join(KNOWN_MODELS)}")
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 

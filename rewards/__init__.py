@@ -33,6 +33,7 @@ _LAZY = {
     "register": ("rewards.base", "register"),
     "get": ("rewards.base", "get"),
     "names": ("rewards.base", "names"),
+    "import_modules": ("rewards.base", "import_modules"),
     "extract_program": ("rewards.code_extraction", "extract_program"),
     "verl_compute_score": ("rewards.verl", "compute_score"),
 }

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes for heavy rewards (default: cores)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per item for heavy rewards (default: per reward)")
     p.add_argument("--on-error", choices=("none", "zero"), default="none", help="score of a reward that raises (default none)")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="a module that registers rewards (a dotted name, looked up in the current directory first, or a .py file); repeatable")
     p.add_argument(
         "--option", action="append", default=[], metavar="REWARD.KEY=VALUE",
         help="an option for one reward, e.g. overlong.max_len=512, math.lenient=true (repeatable)",
@@ -111,8 +113,10 @@ def _write_jsonl_atomic(path: str, rows: list[dict]) -> None:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from rewards.base import import_modules
     from rewards.compose import ScoreReport, check_fields, parse_spec, score
 
+    import_modules(args.imports)
     pairs = parse_spec(args.rewards)
     options = _parse_options(args.option)
     unknown = set(options) - {n for n, _ in pairs}

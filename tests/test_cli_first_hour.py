@@ -67,9 +67,9 @@ def test_ci_installs_nothing_the_readme_does_not():
 
 # ------------------------------------------------------------------------ unknown models
 @pytest.mark.parametrize("name, expect", [
-    ("does-not-exist", "'does-not-exist' is not a known name, a local path or a reachable hub id"),
-    ("./models/nope", "model path ./models/nope does not exist"),
-    ("../nope/model", "model path ../nope/model does not exist"),
+    ("does-not-exist", "model 'does-not-exist': not a known name, a local path or a reachable hub id"),
+    ("./models/nope", "cannot load model ./models/nope: no such file or directory"),
+    ("../nope/model", "cannot load model ../nope/model: no such file or directory"),
     ("no-org/no-such-model", "not a known name, a local path or a reachable hub id"),
 ])
 def test_an_unknown_model_is_one_line_at_once(tmp_path, name, expect):
@@ -181,3 +181,108 @@ def test_grpo_progress_names_each_reward_and_json_stays_one_object(tmp_path, cap
     captured = capsys.readouterr()
     assert json.loads(captured.out)["global_step"] == 2 and captured.out.count("\n") == 1
     assert "train: step" not in captured.err
+
+
+# --------------------------------------------------------- rewards of your own, by name
+README_REWARD = '''
+from rewards import register, RewardResult
+
+@register("{name}", fields=("source",))
+def mentions_source(completions, rows, **options):
+    """1 when the completion names the row's source document."""
+    return [RewardResult(float(r["source"] in c), "named" if r["source"] in c else "not named")
+            for c, r in zip(completions, rows)]
+'''
+ROWS = [{"completion": "see doc-a, answer \\\\boxed{4}", "answer": "4", "source": "doc-a"},
+        {"completion": "\\\\boxed{5}", "answer": "4", "source": "doc-b"}]
+
+
+def _assay(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "assay", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def _rows(tmp_path: Path) -> Path:
+    path = tmp_path / "outs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return path
+
+
+def test_score_imports_a_module_that_registers_a_reward(tmp_path):
+    (tmp_path / "my_rewards.py").write_text(README_REWARD.format(name="mentions_source"))
+    rows = _rows(tmp_path)
+    spec = "math,mentions_source:0.5"
+    missing = _assay(["score", "--rewards", spec, "--input", str(rows)], tmp_path)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "unknown reward 'mentions_source'" in missing.stderr and "--import" in missing.stderr
+    ok = _assay(["score", "--import", "my_rewards", "--rewards", spec, "--input", str(rows), "--json"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["mean"]["mentions_source"] == 0.5 and report["mean"]["math"] == 0.5, report
+    by_path = _assay(["score", "--import", str(tmp_path / "my_rewards.py"), "--rewards", spec, "--input", str(rows),
+                      "--json"], REPO)
+    assert by_path.returncode == 0 and json.loads(by_path.stdout)["mean"]["mentions_source"] == 0.5, by_path.stderr
+    bad = _assay(["score", "--import", "no_such_module_here", "--rewards", "math", "--input", str(rows)], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no module named 'no_such_module_here'" in bad.stderr
+
+
+def test_an_installed_entry_point_names_a_reward(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "assay_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: assay-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[assay.rewards]\nshouts = assay_plugin_mod:shouts\nmentions_source = assay_plugin_registers\n")
+    (site / "assay_plugin_mod.py").write_text(
+        "from rewards import RewardResult\n"
+        "def shouts(completions, rows, **options):\n"
+        "    return [RewardResult(float(c.isupper()), 'upper' if c.isupper() else 'lower') for c in completions]\n")
+    (site / "assay_plugin_registers.py").write_text(README_REWARD.format(name="mentions_source"))
+    rows = _rows(tmp_path)
+    proc = _assay(["score", "--rewards", "shouts,mentions_source", "--input", str(rows), "--json"], tmp_path,
+                  env={"PYTHONPATH": str(site)})
+    assert proc.returncode == 0, proc.stderr
+    mean = json.loads(proc.stdout)["mean"]
+    assert mean == {"shouts": 0.0, "mentions_source": 0.5}, mean
+
+
+def test_a_training_config_imports_its_rewards(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    (tmp_path / "fh_rewards.py").write_text(
+        "from rewards import register, RewardResult\n"
+        "@register('fh_says_seven')\n"
+        "def says_seven(completions, rows, **options):\n"
+        "    return [RewardResult(float('7' in c), 'seven' if '7' in c else 'no seven') for c in completions]\n")
+    cfg = yaml.safe_load((CONFIGS / "grpo-smoke.yaml").read_text())
+    cfg["rewards"] = [{"name": "fh_says_seven"}]
+    cfg["grpo"].update(max_steps=1, save_strategy="no")
+    cfg["data"]["eval_size"] = 0
+    cfg["logging"]["plot"] = False
+    bad = dict(cfg, rewards=[{"name": "fh_says_seven"}])
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    assert main(["train", "grpo", "--config", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown reward 'fh_says_seven'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    cfg["rewards_import"] = ["fh_rewards"]  # found beside the config, wherever the command runs
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "grpo", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "run")]) == 0
+    rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "rewards/fh_says_seven/mean" in rec
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["rewards_import"] == ["fh_rewards"]
+
+
+def test_eval_imports_a_reward_named_by_a_suite(tmp_path):
+    (tmp_path / "my_rewards.py").write_text(README_REWARD.format(name="mentions_source"))
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps({"id": f"q{i}", "question": "which?", "answer": "x",
+                                                           "source": s}) + "\n" for i, s in enumerate(["a", "b"])))
+    (tmp_path / "qa.yaml").write_text("name: qa\ndata: qa.jsonl\nid_field: id\nprompt:\n  style: plain\n"
+                                      "  template: '{question}'\nanswer_field: answer\nmetrics: [mentions_source]\n")
+    (tmp_path / "preds.jsonl").write_text('{"id": "q0", "completion": "from a"}\n{"id": "q1", "completion": "none"}\n')
+    args = ["eval", "score", "qa.yaml", "--predictions", "preds.jsonl", "--no-cache", "--json"]
+    missing = _assay(args, tmp_path)
+    assert missing.returncode == 2 and "unknown reward 'mentions_source'" in missing.stderr, missing.stderr
+    ok = _assay([*args, "--import", "my_rewards"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["accuracy"] == 0.5

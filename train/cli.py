@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
         t.add_argument("--fresh", action="store_true",
                        help="replace the run directory as a whole (an existing run needs --resume or --fresh)")
+        t.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                       help="a module that registers rewards, added to the config's rewards_import (repeatable)")
         t.add_argument("--json", action="store_true", help="print the summary as one JSON object")
         t.set_defaults(handler=_run_train)
     e = tsub.add_parser("export", help="merge a LoRA adapter into its base model; write a plain model folder")
@@ -66,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--batch-size", type=int, default=8)
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--out", required=True, help="output JSONL")
+    pr.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                    help="a module that registers rewards (repeatable)")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(handler=_run_prefs)
 
@@ -87,7 +91,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from train.trainers import run
 
     summary = run(args.trainer, args.config, out=args.out, overrides=args.overrides, resume=args.resume,
-                  fresh=args.fresh, progress=not args.json)
+                  fresh=args.fresh, progress=not args.json, imports=args.imports)
     _print_summary(summary, args.json)
     if summary.get("interrupted"):
         print(f"stopped at step {summary.get('global_step')}; resume with --resume --out {summary['out']}", file=sys.stderr)
@@ -117,6 +121,14 @@ def _run_prefs(args: argparse.Namespace) -> int:
     if args.limit is not None:
         overrides.append(f"data.limit={args.limit}")
     cfg = load_config(RunConfig, args.config, overrides)
+    if cfg.rewards_import or args.imports:
+        from pathlib import Path
+
+        from rewards.base import import_modules
+
+        import_modules(args.imports)
+        import_modules(cfg.rewards_import, search=[Path(args.config).parent] if args.config else [],
+                       what="rewards_import:")
     if args.rewards or not cfg.rewards:
         from train.config import RewardConfig
 

@@ -3,6 +3,7 @@
     model:     {name: SmolLM2-135M-Instruct, dtype: auto}
     data:      {source: "reasoning_gym:basic_arithmetic", options: {size: 500}, eval_size: 50}
     rewards:   [{name: math, weight: 1.0, options: {lenient: true}}, {name: format, weight: 0.2}]
+    rewards_import: [my_rewards]      # modules that register rewards of your own
     retrieval: {index: runs/index, k: 3, grounded_prompts: true}
     lora:      {enabled: true, r: 16}
     logging:   {steps: 1, samples: 4}
@@ -128,6 +129,9 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     rewards: list[RewardConfig] = field(default_factory=list)
+    rewards_import: list[str] = field(default_factory=list)
+    """Modules that register rewards of your own (dotted names, looked up beside this config
+    file and in the current directory, or .py paths); `assay train --import` adds to it."""
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

@@ -250,13 +250,23 @@ def _claim_out(out: Path, *, resume: bool, fresh: bool) -> None:
 
 def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path | None = None,
         overrides: list[str] | None = None, resume: bool = False, fresh: bool = False,
-        callbacks: list | None = None, progress: bool = False) -> dict[str, Any]:
+        callbacks: list | None = None, progress: bool = False, imports: list[str] | None = None) -> dict[str, Any]:
     """Train; return the summary (also written to OUT/summary.json). An OUT that already
     holds a run needs `resume` (continue it) or `fresh` (replace it). `callbacks`: extra
     transformers TrainerCallbacks for the TRL trainers; `progress`: a line per logged step
     on stderr."""
     cfg = config if isinstance(config, RunConfig) else load_run_config(trainer, config, overrides)
     out = Path(out) if out else default_out(trainer, config if not isinstance(config, (dict, RunConfig)) else None)
+    cfg.rewards_import = [*cfg.rewards_import, *(m for m in imports or [] if m not in cfg.rewards_import)]
+    if cfg.rewards_import:
+        from rewards.base import import_modules
+
+        here = [Path(config).parent] if isinstance(config, (str, Path)) else []
+        import_modules(cfg.rewards_import, search=here, what="rewards_import:")
+    if cfg.rewards:
+        from train.scoring import RewardSet
+
+        RewardSet(cfg.rewards)  # an unknown reward fails now, before a model is loaded or a file written
     _claim_out(out, resume=resume, fresh=fresh)
     run_dir = RunDir(out, to_dict(cfg))
     _seed_everything(cfg.seed)
