@@ -1,7 +1,7 @@
 """Where suite data comes from: a local JSONL (or JSON list) file, or a hub dataset id.
 
 The built-in suites look for their files under a data root: `--data-root`, else
-`$ASSAY_DATA_ROOT`, else `../shared/data` beside a source checkout (where this machine
+`$ASSAY_SHARED_DATA`, else `../shared/data` beside a source checkout (where this machine
 keeps GSM8K, MATH-500, AIME24, AMC23). When the file is not there they fall back to the
 suite's hub dataset (needs the network and `datasets`).
 

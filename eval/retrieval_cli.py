@@ -22,7 +22,9 @@ def register(esub: argparse._SubParsersAction) -> None:
         "index settings) and reused later; an existing index is updated incrementally by content hash. "
         "Metrics follow trec_eval's conventions; latency is per query, each query searched on its own.",
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="BEIR collection directory")
+    p.add_argument("--data", required=True, metavar="DIR|NAME",
+                   help="BEIR collection directory, or a built-in collection's name (%s), "
+                   "read from $ASSAY_SHARED_DATA (else shared/data beside the checkout)" % ", ".join(BUILTIN_COLLECTIONS))
     p.add_argument("--qrels", default="test", metavar="SPLIT", help="qrels file DIR/qrels/SPLIT.tsv (default: test)")
     p.add_argument("--index", default=None, metavar="DIR", help="index directory to build or reuse")
     p.add_argument("--mode", choices=("bm25", "dense", "hybrid"), default="hybrid", help="retrieval mode (default: hybrid)")
@@ -62,6 +64,24 @@ class RetrievalCliError(ValueError):
     user_error = True
 
 
+BUILTIN_COLLECTIONS = ("cranfield", "gsm8k", "math500", "aime24", "amc23")
+
+
+def collection_dir(data: str) -> str:
+    """`--data`: an existing directory as given, or a built-in name in the shared data root."""
+    from pathlib import Path
+
+    if Path(data).exists() or data not in BUILTIN_COLLECTIONS:
+        return data
+    from rag.files import shared_data_root
+
+    root = shared_data_root()
+    if not (root / data).is_dir():
+        raise RetrievalCliError(f"--data {data}: the built-in collection is not at {root / data} "
+                                f"(set $ASSAY_SHARED_DATA to the folder that holds {data}/)")
+    return str(root / data)
+
+
 def _fusion(args, index):
     if all(v is None for v in (args.fusion, args.rrf_k, args.weights, args.normalization, args.depth)):
         return None
@@ -95,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
     if args.k < 1:
         raise RetrievalCliError("--k must be at least 1")
-    col = beir.load(args.data, args.qrels)
+    col = beir.load(collection_dir(args.data), args.qrels)
     for w in col.warnings:
         print(f"assay eval retrieval: warning: {w}", file=sys.stderr)
     queries = ir_eval.select_queries(col, args.split, seed=args.split_seed, limit=args.limit)

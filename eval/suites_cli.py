@@ -12,6 +12,24 @@ import sys
 from pathlib import Path
 
 
+# A CPU generates a few dozen tokens per second with a small model: reasoning-length budgets
+# (2048) are for GPUs. The CPU default caps the suite's own budget.
+CPU_MAX_NEW_TOKENS = 512
+
+
+def default_max_new_tokens(suite_budget: int | None, backend: str = "auto") -> int:
+    """The generation budget when --max-new-tokens is not given: the suite's (else 2048) on
+    a GPU, at most CPU_MAX_NEW_TOKENS on a CPU."""
+    from eval.generation import GenerationConfig
+
+    budget = suite_budget or GenerationConfig.max_new_tokens
+    if backend == "vllm":
+        return budget
+    from rag.models import pick_device
+
+    return budget if pick_device() != "cpu" else min(budget, CPU_MAX_NEW_TOKENS)
+
+
 def register(esub: argparse._SubParsersAction) -> None:
     p = esub.add_parser("run", help="generate with a model and score one or more suites",
                         description="Generate completions for each suite (cached in SQLite, so reruns and "
@@ -24,7 +42,8 @@ def register(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", "-k", type=int, default=1, help="completions per item (for pass@k, maj@k); default 1")
     p.add_argument("--out", default=None, help="run directory (default: runs/eval/<model>-<time>)")
     p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="generation budget per completion (default: the suite's, else 2048)")
+                   help=f"generation budget per completion (default on a GPU: the suite's, else 2048; "
+                   f"on a CPU: at most {CPU_MAX_NEW_TOKENS}, which keeps a 135M model at seconds per item)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default 0 = greedy; 0.8 when --samples > 1)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0)")
@@ -37,7 +56,8 @@ def register(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--system-prompt", default=None, help="system message for chat prompts")
     p.add_argument("--cache", default=None, help="generation/score cache file (default ~/.cache/assay/eval/cache.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
-    p.add_argument("--data-root", default=None, help="folder with gsm8k/, math500/, ... (default $ASSAY_DATA_ROOT or ../shared/data)")
+    p.add_argument("--data-root", default=None,
+                   help="folder with gsm8k/, math500/, ... (default $ASSAY_SHARED_DATA, else shared/data beside the checkout)")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="a module that registers rewards (a dotted name, looked up in the current directory first, or a .py file); repeatable")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -51,7 +71,8 @@ def register(esub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", default=None, help="also write a run directory here")
     s.add_argument("--cache", default=None, help="score cache file (default ~/.cache/assay/eval/cache.sqlite)")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
-    s.add_argument("--data-root", default=None, help="folder with the suites' data files")
+    s.add_argument("--data-root", default=None,
+                   help="folder with the suites' data files (default $ASSAY_SHARED_DATA, else shared/data beside the checkout)")
     s.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="a module that registers rewards (a dotted name, looked up in the current directory first, or a .py file); repeatable")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -102,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     for suite in suites:
         suite_cfg = GenerationConfig(**{**cfg.__dict__})
         if args.max_new_tokens is None:
-            suite_cfg.max_new_tokens = suite.max_new_tokens or GenerationConfig.max_new_tokens
+            suite_cfg.max_new_tokens = default_max_new_tokens(suite.max_new_tokens, args.backend)
         d = out / slug(suite.name) if len(suites) > 1 else out
         summaries[suite.name] = run(suite, args.model, limit=args.limit, samples=args.samples, out=d,
                                     config=suite_cfg, cache=db, generator=gen, progress=not args.json)

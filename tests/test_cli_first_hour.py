@@ -286,3 +286,50 @@ def test_eval_imports_a_reward_named_by_a_suite(tmp_path):
     ok = _assay([*args, "--import", "my_rewards"], tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["accuracy"] == 0.5
+
+
+# ------------------------------------------------------------ shared data, CPU budgets
+def test_one_variable_names_the_shared_data_everywhere(capsys):
+    from assay.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["eval", "run", "--help"], ["eval", "score", "--help"], ["eval", "retrieval", "--help"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "$ASSAY_SHARED_DATA" in text and "ASSAY_DATA_ROOT" not in text, argv
+    readme = (REPO / "README.md").read_text()
+    assert "ASSAY_DATA_ROOT" not in readme and "--data ../shared/data/cranfield" not in readme
+
+
+def test_retrieval_data_takes_a_built_in_collection_name(tmp_path, capsys, monkeypatch):
+    col = tmp_path / "shared" / "cranfield"
+    (col / "qrels").mkdir(parents=True)
+    docs = [("d1", "boundary layer flow over a flat plate"), ("d2", "heat transfer in hypersonic flow"),
+            ("d3", "buckling of thin cylindrical shells")]
+    (col / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in docs))
+    (col / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "hypersonic heat transfer"}) + "\n")
+    (col / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    monkeypatch.setenv("ASSAY_SHARED_DATA", str(tmp_path / "shared"))
+    args = ["eval", "retrieval", "--data", "cranfield", "--mode", "bm25", "--index", str(tmp_path / "idx"), "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["ndcg@10"] == 1.0
+    monkeypatch.setenv("ASSAY_SHARED_DATA", str(tmp_path / "elsewhere"))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--data cranfield" in err and "ASSAY_SHARED_DATA" in err
+
+
+def test_generation_budget_is_cpu_sized_on_a_cpu(capsys):
+    from assay.cli import build_parser
+    from eval.suites_cli import CPU_MAX_NEW_TOKENS, default_max_new_tokens
+    from rag.models import pick_device
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["eval", "run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"on a CPU: at most {CPU_MAX_NEW_TOKENS}" in text and "2048" in text
+    assert default_max_new_tokens(None, "vllm") == 2048
+    if pick_device() == "cpu":
+        assert default_max_new_tokens(None) == CPU_MAX_NEW_TOKENS == 512
+        assert default_max_new_tokens(16) == 16  # a suite's smaller budget stands
