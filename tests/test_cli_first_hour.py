@@ -333,3 +333,26 @@ def test_generation_budget_is_cpu_sized_on_a_cpu(capsys):
     if pick_device() == "cpu":
         assert default_max_new_tokens(None) == CPU_MAX_NEW_TOKENS == 512
         assert default_max_new_tokens(16) == 16  # a suite's smaller budget stands
+
+
+# ------------------------------------------------------------------------------ noise
+@pytest.mark.parametrize("trainer", ["reward", "dpo"])
+def test_training_says_what_assay_says_and_no_library_noise(tmp_path, trainer):
+    proc = _assay(["train", trainer, "--config", str(CONFIGS / f"{trainer}-smoke.yaml"), "--out", str(tmp_path / "r"),
+                   "--set", f"{trainer}.max_steps=1", "--set", f"{trainer}.save_strategy=no", *QUICK], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for noise in ("FutureWarning", "examples/s", "LOAD REPORT", "MISSING"):
+        assert noise not in proc.stderr, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        line for line in proc.stderr.splitlines() if line.startswith("train: step 1/1  loss ")], proc.stderr
+
+
+def test_score_with_the_code_reward_says_when_bubblewrap_is_off(tmp_path):
+    rows = tmp_path / "code.jsonl"
+    rows.write_text(json.dumps({"completion": "def solve(x):\n    return x * x\n", "entry_point": "solve",
+                                "prompt": "", "test": "def check(candidate):\n    assert candidate(3) == 9\n"}) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "assay", "score", "--rewards", "code", "--input", str(rows), "--json"],
+                          capture_output=True, text=True, env=_env_without_bwrap(tmp_path), timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["mean"]["code"] == 1.0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("sandbox:")]
+    assert len(notes) == 1 and "bubblewrap not found" in notes[0], proc.stderr

@@ -38,8 +38,18 @@ def export_merged(adapter: str | Path, out: str | Path, *, base: str | None = No
     base_path = resolve(base)
     auto = AutoModelForSequenceClassification if acfg.get("task_type") == "SEQ_CLS" else AutoModelForCausalLM
     kwargs = {"num_labels": 1} if auto is AutoModelForSequenceClassification else {}
-    model = auto.from_pretrained(base_path, dtype=torch.float32, **kwargs)
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    from transformers.utils import logging as hf_logging
+
+    from train.trainers import quiet
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a reward model's head is "MISSING" until the adapter brings it
+    try:
+        with quiet():
+            model = auto.from_pretrained(base_path, dtype=torch.float32, **kwargs)
+            merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    finally:
+        hf_logging.set_verbosity(level)
     tok_src = adapter if (adapter / "tokenizer_config.json").exists() else base_path
     tok = AutoTokenizer.from_pretrained(str(tok_src))
     out.parent.mkdir(parents=True, exist_ok=True)

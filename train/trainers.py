@@ -271,7 +271,7 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
     run_dir = RunDir(out, to_dict(cfg))
     _seed_everything(cfg.seed)
     t0 = time.perf_counter()
-    with _quiet():
+    with quiet():
         if trainer == "ppo":
             summary = _run_ppo(cfg, run_dir, resume=resume, progress=progress)
         else:
@@ -288,7 +288,7 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
 
 
 @contextmanager
-def _quiet():
+def quiet():
     """While assay trains: no `datasets` progress bars (TRL's "Tokenizing train dataset"
     and co., one per preprocessing pass) and no FutureWarning about transformers'
     `is_gradient_checkpointing` (called by TRL, not by assay); both restored after."""
