@@ -280,7 +280,8 @@ def extract_answer(text: str, lenient: bool = False) -> Extraction:
     if lenient:
         last = _last_math_or_number(text)
         clause = re.split(r"[.;:,!?\n]\s", text.rstrip(" .\n"))[-1]
-        if last is not None and not _UNSURE_RE.search(clause):  # "it might be 7" is a guess
+        truncated = bool(_BOX_RE.search(text)) and not boxes
+        if last is not None and not _UNSURE_RE.search(clause) and not truncated:  # "it might be 7" is a guess
             return Extraction(last, "last number", [last])
     return Extraction(None, "none", [])
 

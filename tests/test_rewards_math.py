@@ -173,3 +173,34 @@ def test_retrieved_passages_are_not_the_models_answer():
     assert [r.score for r in score_math(completions, rows, lenient=True)] == [0.0, 1.0, 0.0, 0.0]
     # without the cut the passage's '#### 7' wins over the model's own "answer is 5"
     assert score_math(completions[:1], rows[:1], ignore_tags=())[0].score == 1.0
+
+
+# Issue 13, item 5: a parser that reads only part of a deeply nested answer must not decide.
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+def _nested_reciprocal(inner: str, depth: int) -> str:
+    for _ in range(depth):
+        inner = f"\\frac{{1}}{{{inner}}}"
+    return inner
+
+
+@settings(max_examples=25, deadline=None)
+@given(depth=st.integers(1, 260), num=st.integers(1, 9), den=st.integers(2, 9))
+def test_nesting_depth_never_turns_a_verdict_correct(depth, num, den):
+    from fractions import Fraction
+
+    inner = Fraction(num, den)
+    value = inner if depth % 2 == 0 else 1 / inner
+    pred = _nested_reciprocal(f"\\frac{{{num}}}{{{den}}}", depth)
+    for gold in {inner, 1 / inner}:
+        res = score_math([f"\\boxed{{{pred}}}"], [{"answer": f"{gold.numerator}/{gold.denominator}"}])[0]
+        if res.score == 1.0:
+            assert gold == value and depth <= 40, res.reason
+
+
+def test_huge_numerals_are_compared_as_text_quickly():
+    big = "9" * 200_000
+    res = score_math([f"\\boxed{{{big}}}", f"\\boxed{{{big}8}}"], [{"answer": big}, {"answer": big}], timeout=5)
+    assert [r.score for r in res] == [1.0, 0.0]
+    assert "compared as text" in res[1].reason
