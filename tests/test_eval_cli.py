@@ -33,7 +33,7 @@ def gsm8k_predictions(shared_data: Path, tmp_path: Path) -> Path:
         num = r["answer"].split("####")[-1].strip()
         completion = [r["answer"],                                   # gold: every metric right
                       f"Step by step... the answer is \\boxed{{{num}}}.",  # math + flexible, not strict
-                      f"So she makes ${num}.",                       # flexible only (nothing marked)
+                      f"So she makes ${num}.",                       # flexible; a concluding line is its answer
                       "I guess #### 99999"][i % 4]                   # wrong
         preds.append({**r, "completion": completion})
     return write_jsonl(tmp_path / "preds.jsonl", preds)
@@ -45,10 +45,12 @@ def test_score_gsm8k_json_reports_verified_and_lm_eval_metrics(shared_data, tmp_
     assert code == 0
     summary = json.loads(out)  # exactly one JSON object
     assert summary["n"] == 8
-    assert summary["accuracy"] == pytest.approx(0.5)
+    # assay credits the concluding line "So she makes $18." as a careful grader does
+    # (issue 10); lm-eval's strict-match needs '#### N', its flexible-extract any last number.
+    assert summary["accuracy"] == pytest.approx(0.75)
     assert summary["strict_match"] == pytest.approx(0.25)
     assert summary["flexible_extract"] == pytest.approx(0.75)
-    assert summary["pass@1"] == pytest.approx(0.5)
+    assert summary["pass@1"] == pytest.approx(0.75)
 
 
 def test_score_writes_run_dir_and_cached_rescore_agrees(shared_data, tmp_path, capsys):
