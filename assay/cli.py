@@ -5,8 +5,8 @@ Every area registers its own subcommands (`rag.cli`, `rewards.cli`, `train.cli`,
 answers fast. Handlers import torch, transformers, faiss, ... only when they run.
 
 A user mistake (bad path, malformed record, unknown name) is raised by the libraries as
-an exception whose class sets ``user_error = True``; it is printed as one line on stderr
-with exit status 2, never as a traceback. Anything else is a bug and keeps its traceback.
+a `core.errors.UserError`; it is printed as one line on stderr with exit status 2, never
+as a traceback. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 import runpy
 import sys
 from pathlib import Path
+
+from core.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench"
@@ -64,15 +66,15 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-class CliError(Exception):
-    user_error = True
+class CliError(UserError):
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from eval.cli import register as register_eval
     from rag.cli import register as register_rag
     from rewards.cli import register as register_rewards
     from train.cli import register as register_train
-    from eval.cli import register as register_eval
 
     parser = argparse.ArgumentParser(
         prog="assay",
@@ -113,11 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         # `assay search ... | head`: stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as exc:  # noqa: BLE001 - user errors are printed, bugs re-raised
-        if getattr(exc, "user_error", False):
-            print(f"assay {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except UserError as exc:  # a user mistake: one line; anything else is a bug and keeps its traceback
+        print(f"assay {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # `python -m assay.cli ...`, e.g. under `accelerate launch -m assay.cli`

@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from rag.files import atomic_write_json, atomic_write_text
+from core.errors import UserError
+from core.files import atomic_write_json, atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO_ROOT / "data" / "demo"
 
 
-class DemoError(RuntimeError):
-    user_error = True
+class DemoError(UserError, RuntimeError):
+    pass
 
 
 @dataclass

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.files import atomic_write_text
+from core.files import atomic_write_text
 
 
 def _load(out: Path, step: str) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rag.files import shared_data_root  # noqa: E402
+from core.files import shared_data_root  # noqa: E402
 
 
 def load_beir(data: Path):

@@ -60,10 +60,10 @@ def main(argv=None) -> int:
 
     import torch
 
+    from core.models import load_causal_lm
     from eval.cache import Cache
     from eval.generation import GenerationConfig, Generator
     from eval.suites import load_suite
-    from rag.models import load_causal_lm
 
     rows = load_suite("gsm8k").load(args.prompts)
     suite = load_suite("gsm8k")

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     _, truth = flat.search(queries, args.k)
     log(f"exact ground truth: {time.perf_counter() - t:.1f}s")
     nq_lat = min(200, args.queries)  # exact per-query latency on a subset (it is slow by design)
-    _, exact_lat = per_query(lambda q, k: flat.search(q, k)[1][0], queries[:nq_lat], args.k)
+    _, exact_lat = per_query(lambda q, k: flat.search(q, k)[1][0], queries[:nq_lat], args.k)  # noqa: F821 (runs before the del)
     del flat
 
     rss0 = rss_mb()

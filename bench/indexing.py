@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rag.files import shared_data_root  # noqa: E402
+from core.files import shared_data_root  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -41,11 +41,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
+    from core.models import load_sentence_transformer
     from rag.chunking import Chunker
     from rag.documents import load_sources
     from rag.embeddings import Embedder
     from rag.index import Index, IndexConfig
-    from rag.models import load_sentence_transformer
 
     log = (lambda *a: print(*a, file=sys.stderr, flush=True))
     docs = load_sources([Path(args.data) / "corpus.jsonl"]).documents[: args.docs]

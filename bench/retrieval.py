@@ -31,7 +31,6 @@ weight — is made on dev, and the tables report the test half only.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import os
@@ -42,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-from rag.files import shared_data_root  # noqa: E402
+from core.files import shared_data_root  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -115,11 +114,11 @@ def main(argv=None):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from core.models import cache_dir
     from eval import beir, ir_eval
     from rag import IndexConfig
     from rag.chunking import ChunkConfig
     from rag.fusion import FusionConfig, fuse
-    from rag.models import cache_dir
 
     out = {"command": "assay bench retrieval " + " ".join(argv if argv is not None else sys.argv[1:]),
            "load_average_start": os.getloadavg(), "torch_threads": torch.get_num_threads()}
@@ -326,9 +325,14 @@ def main(argv=None):
     if not args.no_cross_encoder:
         import tempfile
 
-        from rag.models import resolve
+        from transformers import (
+            AutoTokenizer,
+            BertConfig,
+            BertForSequenceClassification,
+        )
+
+        from core.models import resolve
         from rag.rerank import make_reranker
-        from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
         with tempfile.TemporaryDirectory() as tmp:
             src = resolve("all-MiniLM-L6-v2")

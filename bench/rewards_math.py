@@ -31,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rag.files import shared_data_root  # noqa: E402
+from core.files import shared_data_root  # noqa: E402
+
 DATA = shared_data_root()
 BATCH = 256
 
@@ -83,8 +84,8 @@ def run_mathverify_defaults(golds, completions):
 def run_open_r1(golds, completions):
     """open-r1's accuracy_reward settings: gold first-match; the answer only from LaTeX
     (boxed first, no anchorless extraction), units and basic LaTeX normalized."""
-    from math_verify import LatexExtractionConfig, parse, verify
     from latex2sympy2_extended import NormalizationConfig
+    from math_verify import LatexExtractionConfig, parse, verify
 
     cfg = [LatexExtractionConfig(normalization_config=NormalizationConfig(
         nits=False, malformed_operators=False, basic_latex=True, boxed="all", units=True),
@@ -156,8 +157,9 @@ def reformat(gold: str, style: str) -> str:
 
 
 def clear_caches(pool) -> None:
-    import rewards.math as rm
     from math_verify.parser import parse_expr_cached, parse_latex_cached
+
+    import rewards.math as rm
 
     rm.clear_caches()
     parse_latex_cached.cache_clear()

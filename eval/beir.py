@@ -15,11 +15,12 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.files import iter_jsonl
+from core.errors import UserError
+from core.files import iter_jsonl
 
 
-class BeirError(ValueError):
-    user_error = True
+class BeirError(UserError, ValueError):
+    pass
 
 
 @dataclass

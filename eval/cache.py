@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
 
 
 def default_cache_path() -> Path:
-    from rag.models import cache_dir
+    from core.models import cache_dir
 
     return cache_dir() / "eval" / "cache.sqlite"
 

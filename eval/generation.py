@@ -24,11 +24,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from core.errors import UserError
 from eval.cache import Cache, digest, model_fingerprint
 
 
-class GenerationError(ValueError):
-    user_error = True
+class GenerationError(UserError, ValueError):
+    pass
 
 
 @dataclass
@@ -150,7 +151,7 @@ class Generator:
     @property
     def path(self) -> str:
         if self._path is None:
-            from rag.models import resolve
+            from core.models import resolve
 
             self._path = resolve(self.model_name)
         return self._path
@@ -184,12 +185,12 @@ class Generator:
 
     def _load_model(self):
         if self._model is None:
-            from rag.models import load_causal_lm
+            from core.models import load_causal_lm
 
             try:
                 self._model, self._tokenizer = load_causal_lm(self.path, dtype=self.config.dtype)
             except (OSError, ValueError) as exc:
-                if getattr(exc, "user_error", False):
+                if isinstance(exc, UserError):
                     raise
                 raise GenerationError(f"cannot load model {self.model_name!r}: {str(exc).splitlines()[0]}") from None
         return self._model

@@ -72,8 +72,8 @@ def latency_stats(latencies_ms: Sequence[float], wall_seconds: float | None = No
 # ---- the index of a collection ---------------------------------------------------------
 def default_index_dir(col: Collection, config: Any = None) -> Path:
     """~/.cache/assay/eval/<collection>-<hash of its path and the index config>."""
-    from rag.config import to_dict
-    from rag.models import cache_dir
+    from core.config import to_dict
+    from core.models import cache_dir
 
     key = {"root": str(Path(col.root).resolve())}
     if config is not None:

@@ -29,6 +29,8 @@ import math
 import re
 from typing import Iterable, Mapping
 
+from core.errors import UserError
+
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
 
@@ -36,8 +38,8 @@ DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 _METRIC = re.compile(r"^(ndcg|recall|mrr|map|p|precision)@(\d+)$")
 
 
-class MetricError(ValueError):
-    user_error = True
+class MetricError(UserError, ValueError):
+    pass
 
 
 def parse_metric(name: str) -> tuple[str, int]:

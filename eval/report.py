@@ -18,13 +18,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rag.files import atomic_open, atomic_write_json, atomic_write_text
+from core.errors import UserError
+from core.files import atomic_open, atomic_write_json, atomic_write_text
 
 HEADLINE_ORDER = ("accuracy", "strict_match", "flexible_extract", "exact_match", "f1", "supported", "recall@k")
 
 
-class CompareError(ValueError):
-    user_error = True
+class CompareError(UserError, ValueError):
+    pass
 
 
 def metric_names(summary: dict) -> list[str]:

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from core.errors import UserError
+
 
 def register(esub: argparse._SubParsersAction) -> None:
     p = esub.add_parser(
@@ -60,8 +62,8 @@ def register(esub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-class RetrievalCliError(ValueError):
-    user_error = True
+class RetrievalCliError(UserError, ValueError):
+    pass
 
 
 BUILTIN_COLLECTIONS = ("cranfield", "gsm8k", "math500", "aime24", "amc23")
@@ -73,7 +75,7 @@ def collection_dir(data: str) -> str:
 
     if Path(data).exists() or data not in BUILTIN_COLLECTIONS:
         return data
-    from rag.files import shared_data_root
+    from core.files import shared_data_root
 
     root = shared_data_root()
     if not (root / data).is_dir():
@@ -163,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         results = {name: ir_eval.evaluate_system(index, col, queries, mode=args.mode, k=args.k, rerank=reranker,
                                                  hyde=hyde, fusion=fusion, name=name, progress=progress)}
     if args.per_query:
-        from rag.files import atomic_open
+        from core.files import atomic_open
 
         with atomic_open(args.per_query) as fh:
             for name, r in results.items():

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.errors import UserError
 from eval import metrics as M
-from eval.data import DataError, load_hub, read_jsonl, require_fields
+from eval.data import SuiteDataError, load_hub, read_jsonl, require_fields
 from eval.suites import Scored, Suite, SuiteError, reward_scores
 
 BUILTIN_METRICS = ("exact_match", "f1")
@@ -139,7 +140,7 @@ class SpecSuite(Suite):
             else:
                 pool, rows = rows[:k], rows[k:]
             if len(pool) < k:
-                raise DataError(f"{self.where}: fewshot {k} but only {len(pool)} examples")
+                raise SuiteDataError(f"{self.where}: fewshot {k} but only {len(pool)} examples")
             self._fewshot = pool[:k]
         # Check every template field now: a typo surfaces before any generation.
         needed = [f for _, f, _, _ in string.Formatter().parse(spec.prompt.template) if f]
@@ -169,7 +170,7 @@ class SpecSuite(Suite):
         try:
             return template.format_map(row)
         except KeyError as exc:
-            raise DataError(f"{self.source()}:{row.get('_line', '?')}: missing field {exc.args[0]!r} "
+            raise SuiteDataError(f"{self.source()}:{row.get('_line', '?')}: missing field {exc.args[0]!r} "
                             f"used by the prompt template") from None
         except (ValueError, IndexError) as exc:
             raise SuiteError(f"{self.where}: bad prompt template {template!r}: {exc}") from None
@@ -229,7 +230,7 @@ class SpecSuite(Suite):
                 try:
                     per_metric[m] = reward_scores(m, completions, reward_rows, spec.metric_options.get(m))
                 except Exception as exc:  # noqa: BLE001
-                    if spec.type == "rag_qa" and m == "grounding" and getattr(exc, "user_error", False):
+                    if spec.type == "rag_qa" and m == "grounding" and isinstance(exc, UserError):
                         per_metric[m] = [Scored(None, f"grounding unavailable: {exc}") for _ in completions]
                     else:
                         raise
@@ -275,7 +276,7 @@ def short_answer(completion: str) -> str:
 
 
 def load_spec_suite(path: str, *, data_root: str | None = None) -> SpecSuite:
-    from rag.config import load_config
+    from core.config import load_config
 
     p = Path(path)
     if not p.exists():

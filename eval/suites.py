@@ -25,14 +25,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+from core.errors import UserError
 from eval import lm_eval_gsm8k
-from eval.data import DataError, data_root, load_hub, read_jsonl, require_fields
+from eval.data import SuiteDataError, data_root, load_hub, read_jsonl, require_fields
 
 
-class SuiteError(ValueError):
-    user_error = True
+class SuiteError(UserError, ValueError):
+    pass
 
 
 @dataclass
@@ -358,7 +359,7 @@ class JsonlCodeSuite(Suite):
         rows = read_jsonl(self.path)
         for r in rows:
             if not any(k in r for k in ("text", "prompt", "question")):
-                raise DataError(f"{self.path}:{r['_line']}: missing field 'text' (or 'prompt'/'question')")
+                raise SuiteDataError(f"{self.path}:{r['_line']}: missing field 'text' (or 'prompt'/'question')")
         return rows
 
     def item_id(self, row, index):

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from core.errors import UserError
 
 # A CPU generates a few dozen tokens per second with a small model: reasoning-length budgets
 # (2048) are for GPUs. The CPU default caps the suite's own budget.
@@ -25,7 +26,7 @@ def default_max_new_tokens(suite_budget: int | None, backend: str = "auto") -> i
     budget = suite_budget or GenerationConfig.max_new_tokens
     if backend == "vllm":
         return budget
-    from rag.models import pick_device
+    from core.models import pick_device
 
     return budget if pick_device() != "cpu" else min(budget, CPU_MAX_NEW_TOKENS)
 
@@ -192,8 +193,8 @@ def _summary_text(summary: dict, out: Path | None) -> str:
     return "\n".join(lines)
 
 
-class ArgumentError(ValueError):
-    user_error = True
+class ArgumentError(UserError, ValueError):
+    pass
 
 
 if __name__ == "__main__":  # pragma: no cover

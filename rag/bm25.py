@@ -24,11 +24,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import typing
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+if typing.TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 # A standard English stopword list (the classic Lucene/Snowball-style set, extended with
 # common contractions' stems); built in so nothing is downloaded.

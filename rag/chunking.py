@@ -20,11 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
+from core.errors import UserError
 from rag.documents import Chunk, Document
 
 
-class ChunkingError(ValueError):
-    user_error = True
+class ChunkingError(UserError, ValueError):
+    pass
 
 
 @dataclass
@@ -161,7 +162,7 @@ def load_tokenizer(embedder: str) -> Callable:
 
     from transformers import AutoTokenizer
 
-    from rag.models import resolve
+    from core.models import resolve
 
     path = resolve(embedder)
     try:

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from core.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the `assay` parser."""
@@ -64,7 +66,13 @@ def _index(args: argparse.Namespace) -> int:
 
     from rag.chunking import ChunkConfig
     from rag.dense import DenseConfig
-    from rag.index import Index, IndexConfig, IndexDirectoryError, read_manifest, verify_index
+    from rag.index import (
+        Index,
+        IndexConfig,
+        IndexDirectoryError,
+        read_manifest,
+        verify_index,
+    )
 
     directory = Path(args.index)
     if args.verify:
@@ -116,8 +124,8 @@ def _index(args: argparse.Namespace) -> int:
 RERANK_KINDS = ("llm", "cross-encoder")
 
 
-class SearchArgumentError(ValueError):
-    user_error = True
+class SearchArgumentError(UserError, ValueError):
+    pass
 
 
 def _query_and_rerank(query: str | None, rerank: str | None) -> tuple[str, str | None]:

@@ -21,9 +21,11 @@ from typing import Literal
 
 import numpy as np
 
+from core.errors import UserError
 
-class DenseIndexError(ValueError):
-    user_error = True
+
+class DenseIndexError(UserError, ValueError):
+    pass
 
 
 @dataclass

@@ -24,17 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from rag.files import iter_jsonl
+from core.errors import UserError
+from core.files import iter_jsonl
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl"}
 
 
-class LoadError(ValueError):
+class LoadError(UserError, ValueError):
     """A source cannot be read as asked (missing path, malformed record, duplicate id)."""
-
-    user_error = True
 
 
 @dataclass

@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from rag.files import atomic_open, fault
+from core.files import atomic_open, fault
 
 
 def default_cache_dir() -> Path:
-    from rag.models import cache_dir
+    from core.models import cache_dir
 
     return cache_dir() / "embeddings"
 
@@ -65,7 +65,7 @@ class EmbeddingCache:
     MAX_SHARDS = 64  # beyond this many shards, they are merged into one on load
 
     def __init__(self, root: str | os.PathLike, model_id: str) -> None:
-        from rag.models import canonical_name
+        from core.models import canonical_name
 
         # a logical name and its hub id are the same model: one cache
         self.dir = Path(root) / _slug(canonical_name(model_id) or model_id)
@@ -234,7 +234,7 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
-            from rag.models import load_sentence_transformer
+            from core.models import load_sentence_transformer
 
             self._model = load_sentence_transformer(self.model_id, device=self.device)
         return self._model

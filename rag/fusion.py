@@ -18,9 +18,11 @@ from typing import Literal
 
 import numpy as np
 
+from core.errors import UserError
 
-class FusionError(ValueError):
-    user_error = True
+
+class FusionError(UserError, ValueError):
+    pass
 
 
 @dataclass

@@ -22,14 +22,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from core.errors import UserError
+
 HYDE_PROMPT = (
     "Write a short passage from a scientific or technical paper that answers this question.\n\n"
     "Question: {query}"
 )
 
 
-class HyDEError(ValueError):
-    user_error = True
+class HyDEError(UserError, ValueError):
+    pass
 
 
 @dataclass
@@ -105,7 +107,7 @@ class HyDE:
     # -- the LM -----------------------------------------------------------------------
     def _load(self):
         if self._model is None or self._tokenizer is None:
-            from rag.models import load_causal_lm
+            from core.models import load_causal_lm
 
             self._model, self._tokenizer = load_causal_lm(self.config.model, dtype=self.config.dtype,
                                                           device=self.config.device)

@@ -82,12 +82,13 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from core.errors import UserError
+from core.files import atomic_open, fault, fsync_dir
 from rag.bm25 import BM25Config, BM25Index
 from rag.chunking import ChunkConfig, Chunker
-from rag.documents import Chunk, Document, Hit, load_sources
 from rag.dense import DenseConfig, DenseIndex
+from rag.documents import Chunk, Document, Hit, load_sources
 from rag.embeddings import Embedder
-from rag.files import atomic_open, fault, fsync_dir
 from rag.fusion import FusionConfig, fuse
 
 FORMAT = "assay-index"
@@ -95,10 +96,8 @@ FORMAT_VERSION = 1
 MODES = ("hybrid", "bm25", "dense")
 
 
-class IndexDirectoryError(ValueError):
+class IndexDirectoryError(UserError, ValueError):
     """An index directory cannot be used as asked (missing, other format or embedder)."""
-
-    user_error = True
 
 
 class IndexCorruptError(IndexDirectoryError):
@@ -358,13 +357,13 @@ class IndexConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "IndexConfig":
-        from rag.config import from_dict
+        from core.config import from_dict
 
         return from_dict(cls, data, "index config")
 
 
 def _to_dict(obj: Any) -> Any:
-    from rag.config import to_dict
+    from core.config import to_dict
 
     return to_dict(obj)
 
@@ -858,7 +857,7 @@ def _remove_version(directory: Path, name: str) -> bool:
 
 
 def _same_model(a: str, b: str) -> bool:
-    from rag.models import canonical_name
+    from core.models import canonical_name
 
     if a == b:
         return True

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
+from core.errors import UserError
+
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 DEFAULT_LLM = "SmolLM2-135M-Instruct"
 
@@ -44,8 +46,8 @@ YES_WORDS = (" yes", "yes", " Yes", "Yes")
 NO_WORDS = (" no", "no", " No", "No")
 
 
-class RerankError(ValueError):
-    user_error = True
+class RerankError(UserError, ValueError):
+    pass
 
 
 @dataclass
@@ -191,7 +193,7 @@ class CrossEncoderReranker(Reranker):
         super().__init__(config)
         from sentence_transformers import CrossEncoder
 
-        from rag.models import pick_device, resolve
+        from core.models import pick_device, resolve
 
         name = config.model or DEFAULT_CROSS_ENCODER
         self.config = dataclasses.replace(config, model=name)
@@ -217,7 +219,7 @@ class LLMReranker(Reranker):
         name = config.model or DEFAULT_LLM
         self.config = dataclasses.replace(config, model=name)
         if model is None or tokenizer is None:
-            from rag.models import load_causal_lm
+            from core.models import load_causal_lm
 
             model, tokenizer = load_causal_lm(name, dtype=config.dtype, device=config.device)
         self.model, self.tokenizer = model, tokenizer

@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
+from core.errors import UserError
+
 
 @dataclass(frozen=True)
 class RewardResult:
@@ -35,10 +37,8 @@ class RewardFn(Protocol):
     def __call__(self, completions: Sequence[str], rows: Sequence[dict], **options: Any) -> list[RewardResult]: ...
 
 
-class RewardError(ValueError):
+class RewardError(UserError, ValueError):
     """A user-facing problem with reward input: names the row and the field."""
-
-    user_error = True
 
 
 @dataclass(frozen=True)

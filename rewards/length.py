@@ -48,7 +48,9 @@ def _tokenizer(name: str):
                 tok = Tokenizer.from_file(str(file))
                 count = lambda text: len(tok.encode(text, add_special_tokens=False).ids)  # noqa: E731
             else:
-                from transformers import AutoTokenizer  # only when a hub tokenizer is asked for
+                from transformers import (
+                    AutoTokenizer,  # only when a hub tokenizer is asked for
+                )
 
                 auto = AutoTokenizer.from_pretrained(name)
                 count = lambda text: len(auto(text, add_special_tokens=False)["input_ids"])  # noqa: E731

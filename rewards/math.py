@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Sequence
@@ -52,9 +52,13 @@ class MathConfig:
 
 # --------------------------------------------------------------------------- extraction
 # Extraction lives in its own module (what the completion commits to); grading is here.
-from rewards.math_extraction import Extraction, boxed_contents as _boxed_contents  # noqa: E402
-from rewards.math_extraction import extract_answer, extract_gold, fullwidth_to_ascii  # noqa: E402,F401
-
+from rewards.math_extraction import (  # noqa: E402  # noqa: E402,F401
+    Extraction,
+    extract_answer,
+    extract_gold,
+    fullwidth_to_ascii,
+)
+from rewards.math_extraction import boxed_contents as _boxed_contents
 
 # ------------------------------------------------------------------------ normalization
 _UNICODE = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.files import shared_data_root
+from core.files import shared_data_root
 
 # Nothing is downloaded at test time: known models resolve to packaged copies.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,7 +35,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     """A tiny random Llama model (built from a config) with SmolLM2's real tokenizer."""
-    from rag.models import build_tiny_causal_lm
+    from core.models import build_tiny_causal_lm
 
     return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "tiny-llama", seed=0)
 
@@ -43,13 +43,13 @@ def tiny_lm(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smollm2() -> str:
     """Path of the real SmolLM2-135M-Instruct (converted once from the packaged GGUF)."""
-    from rag.models import resolve
+    from core.models import resolve
 
     return resolve("SmolLM2-135M-Instruct")
 
 
 @pytest.fixture(scope="session")
 def minilm() -> str:
-    from rag.models import resolve
+    from core.models import resolve
 
     return resolve("all-MiniLM-L6-v2")

@@ -91,7 +91,7 @@ def test_an_unknown_model_is_one_line_at_once(tmp_path, name, expect):
 
 def test_no_network_is_offline_without_retries(monkeypatch):
     # the hub endpoint unreachable (a closed local port), HF_HUB_OFFLINE unset: fails fast
-    from rag import models
+    from core import models
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     for var in ("TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
@@ -102,7 +102,7 @@ def test_no_network_is_offline_without_retries(monkeypatch):
 
 
 def test_a_known_name_and_a_local_path_still_resolve(tmp_path):
-    from rag import models
+    from core import models
 
     assert models.resolve(str(tmp_path)) == str(tmp_path)
     assert models.canonical_name("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
@@ -322,8 +322,8 @@ def test_retrieval_data_takes_a_built_in_collection_name(tmp_path, capsys, monke
 
 def test_generation_budget_is_cpu_sized_on_a_cpu(capsys):
     from assay.cli import build_parser
+    from core.models import pick_device
     from eval.suites_cli import CPU_MAX_NEW_TOKENS, default_max_new_tokens
-    from rag.models import pick_device
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["eval", "run", "--help"])

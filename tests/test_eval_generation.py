@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from eval.cache import Cache, model_fingerprint
-from eval.generation import (GenerationConfig, GenerationError, Generator, cut_at_stop, pick_backend,
-                             vllm_available, vllm_sampling_kwargs)
+from eval.generation import (
+    GenerationConfig,
+    GenerationError,
+    Generator,
+    cut_at_stop,
+    pick_backend,
+    vllm_available,
+    vllm_sampling_kwargs,
+)
 
 PROMPTS = [
     "Question: what is two plus two?\nAnswer:",
@@ -19,7 +26,7 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def shared_model(tiny_lm):
     """One loaded model for the module; Generators share it so tests do not reload."""
-    from rag.models import load_causal_lm
+    from core.models import load_causal_lm
 
     return load_causal_lm(str(tiny_lm))
 

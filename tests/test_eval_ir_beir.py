@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from eval.beir import BeirDoc, BeirError, load, load_corpus, load_qrels, load_queries, split_queries
+from eval.beir import (
+    BeirDoc,
+    BeirError,
+    load,
+    load_corpus,
+    load_qrels,
+    load_queries,
+    split_queries,
+)
 
 
 def _write(root, corpus, queries, qrels_text):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rag import models
+from core import models
 
 
 def test_known_names_resolve_to_packaged_copies(minilm):

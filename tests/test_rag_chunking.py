@@ -111,4 +111,6 @@ def test_invalid_settings_are_user_errors():
         ChunkConfig(chunk_size=0)
     with pytest.raises(ChunkingError, match="tokenizer"):
         Chunker(ChunkConfig(chunk_unit="tokens"))
-    assert ChunkingError.user_error
+    from core.errors import UserError
+
+    assert issubclass(ChunkingError, UserError)

@@ -29,7 +29,7 @@ class HashEmbedder:
 
 @pytest.fixture(scope="module")
 def tiny(tiny_lm):
-    from rag.models import load_causal_lm
+    from core.models import load_causal_lm
 
     return load_causal_lm(str(tiny_lm), device="cpu")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from rag import Document, Hit, Index, IndexConfig
 from rag.chunking import ChunkConfig
 from rag.dense import DenseConfig
@@ -157,7 +158,7 @@ def test_errors_are_clear(tmp_path, built, corpus_dir, cache, embedder):
     (tmp_path / "notindex" / "file.txt").write_text("x")
     with pytest.raises(IndexDirectoryError, match="not an assay index"):
         Index.build([corpus_dir], tmp_path / "notindex", progress=False, embedder=embedder)
-    assert IndexDirectoryError.user_error
+    assert issubclass(IndexDirectoryError, UserError)
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])

@@ -106,7 +106,7 @@ def test_html_to_text_keeps_blocks_and_entities():
 
 
 def test_shared_data_is_found_beside_the_checkout_or_its_origin(tmp_path, monkeypatch):
-    from rag.files import shared_data_root
+    from core.files import shared_data_root
 
     monkeypatch.delenv("ASSAY_SHARED_DATA", raising=False)
     monkeypatch.delenv("ASSAY_DATA_ROOT", raising=False)

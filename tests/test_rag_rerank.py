@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from rag.rerank import (LLMReranker, RerankConfig, RerankError, combine_scores, make_reranker)
+from rag.rerank import (
+    LLMReranker,
+    RerankConfig,
+    RerankError,
+    combine_scores,
+    make_reranker,
+)
 
 try:
     from rag import Chunk, Hit

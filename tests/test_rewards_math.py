@@ -14,7 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewards.math import exact_number, extract_answer, fast_compare, normalize, score_math
+from rewards.math import (
+    exact_number,
+    extract_answer,
+    fast_compare,
+    normalize,
+    score_math,
+)
 from rewards.workers import WorkerPool
 
 
@@ -176,7 +182,8 @@ def test_retrieved_passages_are_not_the_models_answer():
 
 
 # Issue 13, item 5: a parser that reads only part of a deeply nested answer must not decide.
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 
 def _nested_reciprocal(inner: str, depth: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rag.config import ConfigError
+from core.config import ConfigError
 from train.config import RunConfig, load_run_config
 from train.runs import RunDir
 

@@ -7,7 +7,14 @@ import json
 import pytest
 
 from train.config import DataConfig, ModelConfig
-from train.data import DataError, load_rows, split_rows, to_preferences, to_prompts, to_sft
+from train.data import (
+    TrainingDataError,
+    load_rows,
+    split_rows,
+    to_preferences,
+    to_prompts,
+    to_sft,
+)
 
 
 class PlainTok:
@@ -23,7 +30,7 @@ def test_reasoning_gym_rows_are_procedural_and_seeded():
     a, b = load_rows(cfg), load_rows(cfg)
     assert a == b and len(a) == 20
     assert {"question", "answer", "rg_entry"} <= set(a[0])
-    with pytest.raises(DataError, match="reasoning_gym:no_such_task"):
+    with pytest.raises(TrainingDataError, match="reasoning_gym:no_such_task"):
         load_rows(DataConfig(source="reasoning_gym:no_such_task"))
 
 
@@ -31,6 +38,7 @@ def test_reasoning_gym_rows_are_procedural_and_seeded():
 def test_math_reward_agrees_with_reasoning_gyms_own_scorer(task):
     """assay's math reward and reasoning-gym's scorer agree on which answers are right."""
     import reasoning_gym
+
     import rewards
 
     rows = load_rows(DataConfig(source=f"reasoning_gym:{task}", options={"size": 40, "seed": 7}, shuffle=False))
@@ -55,7 +63,7 @@ def test_gsm8k_and_math500_from_the_shared_directory(shared_data):
     assert "####" in rows[1]["solution"]
     rows = load_rows(DataConfig(source="math500", shared_dir=str(shared_data), shuffle=False))
     assert len(rows) == 500 and rows[0]["answer"].startswith("\\left( 3")
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(TrainingDataError, match="not found"):
         load_rows(DataConfig(source="gsm8k", shared_dir="/nonexistent"))
 
 
@@ -68,9 +76,9 @@ def test_humaneval_rows_carry_the_code_reward_fields():
 def test_jsonl_file_errors_name_file_and_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"question": "q", "answer": "1"}\n{broken\n')
-    with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON"):
+    with pytest.raises(TrainingDataError, match=r"d\.jsonl:2: invalid JSON"):
         load_rows(DataConfig(source=str(path)))
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(TrainingDataError, match="no such file"):
         load_rows(DataConfig(source="missing.jsonl"))
 
 
@@ -81,7 +89,7 @@ def test_parquet_and_split(tmp_path):
     cfg = DataConfig(source=str(tmp_path / "d.parquet"), eval_size=3, limit=5)
     train, held = split_rows(load_rows(cfg), cfg)
     assert len(train) == 5 and len(held) == 3 and train[0]["question"].startswith("p")
-    with pytest.raises(DataError, match="leaves no training rows"):
+    with pytest.raises(TrainingDataError, match="leaves no training rows"):
         split_rows(list(range(3)), DataConfig(source="x", eval_size=3))
 
 
@@ -92,7 +100,7 @@ def test_prompt_formats_plain_and_chat():
     chat = to_prompts(rows, cfg, ModelConfig(system="Be brief."), ChatTok())[0]["prompt"]
     assert chat == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q: 2+2?\nA:"}]
     assert to_prompts(rows, cfg, ModelConfig(chat=False), ChatTok())[0]["prompt"] == "Q: 2+2?\nA:"
-    with pytest.raises(DataError, match="names field 'topic'"):
+    with pytest.raises(TrainingDataError, match="names field 'topic'"):
         to_prompts(rows, DataConfig(source="x", template="{topic}"), ModelConfig(), PlainTok())
 
 
@@ -102,7 +110,7 @@ def test_sft_and_preference_formats():
     assert sft[0]["completion"] == [{"role": "assistant", "content": "2+2=4 #### 4"}]
     prefs = to_preferences([{"question": "q", "chosen": "a", "rejected": "b"}], DataConfig(source="x"), ModelConfig(), PlainTok())
     assert prefs == [{"prompt": "q", "chosen": "a", "rejected": "b"}]
-    with pytest.raises(DataError, match="no 'rejected'"):
+    with pytest.raises(TrainingDataError, match="no 'rejected'"):
         to_preferences([{"question": "q", "chosen": "a"}], DataConfig(source="x"), ModelConfig(), PlainTok())
 
 
@@ -122,5 +130,5 @@ def test_preference_pairs_from_verifier_outcomes():
 def test_toy_task_rows():
     rows = load_rows(DataConfig(source="toy:lucky", options={"size": 10}))
     assert len(rows) == 10 and all(r["answer"] == "7" and r["chosen"] == " 7" and r["rejected"] != " 7" for r in rows)
-    with pytest.raises(DataError, match="unknown toy task"):
+    with pytest.raises(TrainingDataError, match="unknown toy task"):
         load_rows(DataConfig(source="toy:nope"))

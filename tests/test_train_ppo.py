@@ -9,10 +9,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.config import ConfigError
+from core.config import ConfigError
 from rewards.base import get
-from train.ppo import (PPOConfig, PPOError, completion_mask, gae, kl_penalty, masked_mean, policy_loss, train_ppo,
-                       value_loss, whiten)
+from train.ppo import (
+    PPOConfig,
+    PPOError,
+    completion_mask,
+    gae,
+    kl_penalty,
+    masked_mean,
+    policy_loss,
+    train_ppo,
+    value_loss,
+    whiten,
+)
 from train.runs import RunDir
 
 T = torch.tensor

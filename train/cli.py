@@ -107,9 +107,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_prefs(args: argparse.Namespace) -> int:
-    from rag.config import load_config
+    from core.config import load_config
     from rewards import parse_spec
-
     from train.config import RunConfig
     from train.prefs import PrefsOptions, make_prefs
 

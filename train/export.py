@@ -15,17 +15,23 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from core.errors import UserError
 
-class ExportError(ValueError):
-    user_error = True
+
+class ExportError(UserError, ValueError):
+    pass
 
 
 def export_merged(adapter: str | Path, out: str | Path, *, base: str | None = None) -> Path:
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
-    from rag.models import resolve
+    from core.models import resolve
 
     adapter, out = Path(adapter), Path(out)
     cfg_path = adapter / "adapter_config.json"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from core.errors import UserError
+
 DEFAULT_TEMPLATE = (
     "Answer the question using the numbered sources below. Cite each source you use by its "
     "number in brackets, like [1].\n\n{context}\n\nQuestion: {question}"
@@ -22,8 +24,8 @@ DEFAULT_TEMPLATE = (
 SOURCE_TEMPLATE = "[{n}] {text}"
 
 
-class GroundingError(ValueError):
-    user_error = True
+class GroundingError(UserError, ValueError):
+    pass
 
 
 def question_of(row: dict, i: int) -> str:

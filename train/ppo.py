@@ -38,7 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
-from rag.config import ConfigError
+from core.config import ConfigError
+from core.errors import UserError
 
 if TYPE_CHECKING:  # heavy imports stay inside functions
     import torch
@@ -101,8 +102,8 @@ class PPOConfig:
                 raise ConfigError(f"ppo.{name}: must be in [0, 1], got {getattr(self, name)}")
 
 
-class PPOError(ValueError):
-    user_error = True
+class PPOError(UserError, ValueError):
+    pass
 
 
 # --------------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ class RewardModelScorer:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from rag.models import resolve
+        from core.models import resolve
 
         resolved = resolve(path)
         try:
@@ -427,7 +428,7 @@ def train_ppo(model: str, prompts: list[dict], reward_fn: Callable[[list[str], l
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rag.models import ModelError, _dtype, pick_device, resolve
+    from core.models import ModelError, _dtype, pick_device, resolve
 
     if not prompts:
         raise PPOError("no prompts to train on")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.files import atomic_open
+from core.files import atomic_open
 from train.config import RunConfig
 
 
@@ -68,7 +68,7 @@ def make_prefs(cfg: RunConfig, out: str | Path, opts: PrefsOptions) -> dict[str,
     from train.trainers import load_model
 
     if not cfg.rewards:
-        from rag.config import ConfigError
+        from core.config import ConfigError
 
         raise ConfigError("assay data prefs needs rewards (--rewards math or a config with a rewards section)")
     rset = RewardSet(cfg.rewards)

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, Sequence
 
-from rag.config import ConfigError
+from core.config import ConfigError
 
 if TYPE_CHECKING:
     import torch

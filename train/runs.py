@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from rag.files import atomic_write_text
+from core.files import atomic_write_text
 
 
 def progress_line(record: dict[str, Any], max_steps: int | None = None) -> str:

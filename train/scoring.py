@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable, Sequence
 
-from rag.config import ConfigError
+from core.config import ConfigError
 from train.config import RewardConfig
 
 

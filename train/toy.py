@@ -6,7 +6,7 @@ answers with a uniformly random digit scores 0.1; one that learned the task scor
 
 A tiny random model cannot start RL on it: its next-token distribution is uniform over the
 49,152-token vocabulary, so a digit is almost never sampled and every group's reward is 0.
-`toy_model` therefore builds the tiny model (`rag.models.build_tiny_causal_lm`) and gives
+`toy_model` therefore builds the tiny model (`core.models.build_tiny_causal_lm`) and gives
 it the answer *format* with a few dozen plain-torch steps on random digits — like the SFT
 stage before R1's RL — so sampling yields each digit ~10% of the time. RL then has to
 find which digit is rewarded. The result is cached (keyed by its settings) like any model.
@@ -48,7 +48,7 @@ def toy_model(path: str | Path | None = None, *, seed: int = 0, steps: int = 60,
     """A tiny Llama (SmolLM2's tokenizer) that answers `toy:lucky` prompts with one random digit."""
     import torch
 
-    from rag.models import build_tiny_causal_lm, cache_dir
+    from core.models import build_tiny_causal_lm, cache_dir
 
     path = Path(path) if path else cache_dir() / "models" / f"toy-lucky-s{seed}-n{steps}"
     if (path / "config.json").exists():

@@ -3,7 +3,7 @@
     summary = train.run("grpo", "data/configs/grpo-smoke.yaml", out="runs/grpo-smoke")
 
 The layer is thin on purpose: the trainer's section of the config becomes TRL's own
-config object, the model comes from the shared resolver (`rag.models.resolve`), LoRA is a
+config object, the model comes from the shared resolver (`core.models.resolve`), LoRA is a
 `peft.LoraConfig` handed to the TRL trainer, assay's rewards are TRL reward functions.
 What assay adds around it: device and precision picked for the machine (float32 on a CPU,
 where TRL's bf16 default fails), held-out evaluation before/after, metrics.jsonl and
@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rag.config import ConfigError, from_dict, to_dict
-from rag.files import atomic_write_json
+from core.config import ConfigError, from_dict, to_dict
+from core.files import atomic_write_json
 from train.config import RL_TRAINERS, RunConfig, load_run_config, trl_config_class
 from train.runs import RunDir
 
@@ -37,7 +37,7 @@ def model_path(name: str) -> str:
         if name[4:] not in TASKS:
             raise ConfigError(f"model.name {name!r}: unknown toy model; known: toy:{', toy:'.join(TASKS)}")
         return str(toy_model())
-    from rag.models import resolve
+    from core.models import resolve
 
     return resolve(name)
 
@@ -46,7 +46,7 @@ def precision(dtype_name: str) -> tuple[Any, str, bool, bool]:
     """(torch dtype, device, bf16 flag, fp16 flag) for this machine; half precision on a CPU is refused."""
     import torch
 
-    from rag.models import _dtype, pick_device
+    from core.models import _dtype, pick_device
 
     device = pick_device()
     dtype = _dtype(dtype_name, device)
@@ -61,9 +61,13 @@ def precision(dtype_name: str) -> tuple[Any, str, bool, bool]:
 def load_model(cfg: RunConfig, *, head: str = "causal"):
     """(model, tokenizer) ready for a TRL trainer; `head="reward"` gives a 1-label classifier."""
     import torch  # noqa: F401
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
-    from rag.models import ModelError
+    from core.models import ModelError
 
     path = model_path(cfg.model.name)
     dtype, _, _, _ = precision(cfg.model.dtype)
@@ -314,7 +318,7 @@ def _prepare_rows(trainer: str, cfg: RunConfig, tok) -> tuple[list[dict], list[d
     rows = data.load_rows(cfg.data)
     train_rows, held = data.split_rows(rows, cfg.data)
     if not train_rows:
-        raise data.DataError(f"data.source {cfg.data.source!r} gave no training rows")
+        raise data.TrainingDataError(f"data.source {cfg.data.source!r} gave no training rows")
     if trainer == "sft":
         return data.to_sft(train_rows, cfg.data, cfg.model, tok), held
     if trainer in ("dpo", "reward"):
@@ -335,7 +339,7 @@ def ground(rows: list[dict], cfg: RunConfig) -> list[dict]:
 
 def _truncate_metrics(run: RunDir, step: int) -> None:
     """On resume, drop records logged after the checkpoint: they are about to be redone."""
-    from rag.files import atomic_write_text
+    from core.files import atomic_write_text
 
     for name in ("metrics.jsonl", "samples.jsonl"):
         path = run.path / name

@@ -11,9 +11,11 @@ import json
 import sys
 from pathlib import Path
 
+from core.errors import UserError
 
-class SandboxCliError(Exception):
-    user_error = True
+
+class SandboxCliError(UserError):
+    pass
 
 
 def register(sub: argparse._SubParsersAction) -> None:

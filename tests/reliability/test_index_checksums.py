@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from rag import Index
 from rag.index import IndexDirectoryError
 
@@ -46,7 +47,7 @@ def _snapshot(index: Index):
 
 def _assert_user_error(exc: BaseException, name: str) -> None:
     msg = str(exc)
-    assert isinstance(exc, IndexDirectoryError) and getattr(exc, "user_error", False), repr(exc)
+    assert isinstance(exc, IndexDirectoryError) and isinstance(exc, UserError), repr(exc)
     assert "\n" not in msg, msg
     assert name in msg and "--rebuild" in msg, msg
 

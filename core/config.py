@@ -19,11 +19,11 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from core.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A config file or override is wrong; the message names the file and key."""
-
-    user_error = True
 
 
 def _type_name(tp: Any) -> str:

@@ -28,9 +28,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import UserError
 
-class ModelError(ValueError):
-    user_error = True
+
+class ModelError(UserError, ValueError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,6 @@ def load_causal_lm(name: str = DEFAULT_LM, *, dtype: str | None = None, device: 
     dtype defaults to float32 on CPU and bfloat16 on a GPU that supports it. The tokenizer
     gets a pad token (eos) when it has none, and left padding for batched generation.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve(name)
