@@ -2,7 +2,7 @@
 # Set up assay in ./.venv (idempotent: a second run only checks what is there).
 #
 #   bash setup.sh          # runtime: CPU torch, assay and its offline models
-#   bash setup.sh --dev    # the same plus the test tools (pytest, hypothesis, ray[data])
+#   bash setup.sh --dev    # the same plus the test tools (pytest, hypothesis, ray[data], qdrant-client)
 #
 # torch is pinned to the CPU build (torch==2.13.0) so pip never resolves a multi-GB CUDA
 # wheel here. On a GPU machine set ASSAY_TORCH to the torch you want, for example
