@@ -30,7 +30,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _check(value: Any, tp: Any, where: str) -> Any:
+def check_value(value: Any, tp: Any, where: str) -> Any:
     """Return `value` converted to `tp` where that is lossless, else raise ConfigError."""
     origin = get_origin(tp)
     if tp is Any:
@@ -44,7 +44,7 @@ def _check(value: Any, tp: Any, where: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _check(value, option, where)
+                return check_value(value, option, where)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
@@ -64,14 +64,14 @@ def _check(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         args = get_args(tp)
         item_tp = args[0] if args else Any
-        items = [_check(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [check_value(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if origin is list else tuple(items)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         args = get_args(tp)
         val_tp = args[1] if len(args) == 2 else Any
-        return {k: _check(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+        return {k: check_value(v, val_tp, f"{where}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -114,7 +114,7 @@ def from_dict(cls: type, data: dict, where: str = "config") -> Any:
     kwargs = {}
     for name, field in fields.items():
         if name in data:
-            kwargs[name] = _check(data[name], hints[name], f"{where}.{name}")
+            kwargs[name] = check_value(data[name], hints[name], f"{where}.{name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key {name!r}")
     try:

@@ -213,24 +213,51 @@ def _safetensors_from_gguf(gguf_path: Path, logical: str) -> Path:
     return target
 
 
-def load_causal_lm(name: str = DEFAULT_LM, *, dtype: str | None = None, device: str | None = None):
-    """(model, tokenizer) for a causal LM by logical name, path or hub id, in eval mode.
+def load_pretrained(name: str, *, dtype, head: str = "causal"):
+    """(model, tokenizer) as stored, by logical name, path or hub id: the one place assay
+    loads a language model, for generation, training and PPO alike.
 
-    dtype defaults to float32 on CPU and bfloat16 on a GPU that supports it. The tokenizer
-    gets a pad token (eos) when it has none, and left padding for batched generation.
+    `dtype` is a torch dtype (see `torch_dtype`); `head="reward"` gives a one-label
+    sequence classifier on the same weights (a reward model's new head is the point, so
+    transformers' "MISSING score.weight" report is silenced). The tokenizer gets a pad
+    token (eos) when it has none, and the model's config learns it.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     path = resolve(name)
-    device = device or pick_device()
-    torch_dtype = _dtype(dtype, device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        if head == "reward":
+            from transformers.utils import logging as hf_logging
+
+            level = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
+            finally:
+                hf_logging.set_verbosity(level)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as exc:
         raise ModelError(f"cannot load model {name!r} (resolved to {path!r}): {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def load_causal_lm(name: str = DEFAULT_LM, *, dtype: str | None = None, device: str | None = None):
+    """(model, tokenizer) for generation: on `device`, in eval mode, left padding.
+
+    dtype defaults to float32 on CPU and bfloat16 on a GPU that supports it.
+    """
+    device = device or pick_device()
+    model, tokenizer = load_pretrained(name, dtype=torch_dtype(dtype, device))
     tokenizer.padding_side = "left"
     model.to(device).eval()
     return model, tokenizer
@@ -254,7 +281,8 @@ def pick_device() -> str:
     return "cpu"
 
 
-def _dtype(dtype: str | None, device: str):
+def torch_dtype(dtype: str | None, device: str):
+    """The torch dtype for a config's name (None/auto: bf16 on a GPU that has it, else fp32)."""
     import torch
 
     if dtype in (None, "auto"):

@@ -134,5 +134,7 @@ def test_default_budget_is_long_enough_for_reasoning():
 
 def test_unloadable_model_is_a_clear_error(tmp_path):
     gen = Generator(str(tmp_path / "no-such-model"), GenerationConfig(), progress=False)
-    with pytest.raises(GenerationError, match="cannot load"):
+    from core.errors import UserError
+
+    with pytest.raises(UserError, match="cannot load"):  # one line naming the model, no traceback
         gen.generate([[{"role": "user", "content": "hi"}]])

@@ -34,4 +34,4 @@ def test_tiny_lm_generates(tiny_lm):
 
 def test_bad_dtype_is_user_error():
     with pytest.raises(models.ModelError):
-        models._dtype("int3", "cpu")
+        models.torch_dtype("int3", "cpu")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, _check, load_config, to_dict
+from core.config import ConfigError, check_value, load_config, to_dict
 
 TRAINERS = ("sft", "dpo", "grpo", "ppo", "reward")
 RL_TRAINERS = ("grpo", "ppo")
@@ -184,7 +184,7 @@ def check_section(trainer: str, section: dict[str, Any], where: str) -> dict[str
             raise ConfigError(f"{where}: unknown key {key!r} for {cls.__name__}{hint}")
         if isinstance(value, bool) and not _allows_bool(hints[key]):
             value = "yes" if value else "no"  # YAML 1.1 reads `save_strategy: no` as false
-        out[key] = _check(value, hints[key], f"{where}.{key}")
+        out[key] = check_value(value, hints[key], f"{where}.{key}")
     return out
 
 

@@ -301,20 +301,11 @@ class RewardModelScorer:
 
     def __init__(self, path: str, device):
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from core.models import resolve
+        from core.models import load_pretrained
 
-        resolved = resolve(path)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(resolved)
-            self.model = AutoModelForSequenceClassification.from_pretrained(resolved, num_labels=1, dtype=torch.float32)
-        except OSError as exc:
-            raise PPOError(f"cannot load reward model {path!r}: {str(exc).splitlines()[0]}") from None
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model, self.tokenizer = load_pretrained(path, dtype=torch.float32, head="reward")
         self.tokenizer.padding_side = "right"
-        self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model.to(device).eval().requires_grad_(False)
         self.device = device
 
@@ -426,9 +417,9 @@ def train_ppo(model: str, prompts: list[dict], reward_fn: Callable[[list[str], l
     `<search>` against an assay index during rollouts (see train/rollouts.py).
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from core.models import ModelError, _dtype, pick_device, resolve
+    from core.models import load_pretrained, pick_device, torch_dtype
 
     if not prompts:
         raise PPOError("no prompts to train on")
@@ -441,17 +432,10 @@ def train_ppo(model: str, prompts: list[dict], reward_fn: Callable[[list[str], l
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     device = pick_device()
-    dtype = _dtype(config.dtype, device)
+    dtype = torch_dtype(config.dtype, device)
 
-    path = resolve(model)
     ckpt = run.last_checkpoint() if resume else None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except OSError as exc:
-        raise ModelError(f"cannot load model {model!r} (resolved to {path!r}): {str(exc).splitlines()[0]}") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    base, tokenizer = load_pretrained(model, dtype=dtype)
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"  # an over-long prompt keeps its end, where the question is
     base.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -46,10 +46,10 @@ def precision(dtype_name: str) -> tuple[Any, str, bool, bool]:
     """(torch dtype, device, bf16 flag, fp16 flag) for this machine; half precision on a CPU is refused."""
     import torch
 
-    from core.models import _dtype, pick_device
+    from core.models import pick_device, torch_dtype
 
     device = pick_device()
-    dtype = _dtype(dtype_name, device)
+    dtype = torch_dtype(dtype_name, device)
     if device == "cpu":
         if dtype != torch.float32:
             raise ConfigError(f"model.dtype {dtype_name!r}: this machine trains on the CPU, in float32 only")
@@ -60,37 +60,10 @@ def precision(dtype_name: str) -> tuple[Any, str, bool, bool]:
 
 def load_model(cfg: RunConfig, *, head: str = "causal"):
     """(model, tokenizer) ready for a TRL trainer; `head="reward"` gives a 1-label classifier."""
-    import torch  # noqa: F401
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+    from core.models import load_pretrained
 
-    from core.models import ModelError
-
-    path = model_path(cfg.model.name)
     dtype, _, _, _ = precision(cfg.model.dtype)
-    try:
-        tok = AutoTokenizer.from_pretrained(path)
-        if head == "reward":
-            from transformers.utils import logging as hf_logging
-
-            level = hf_logging.get_verbosity()
-            hf_logging.set_verbosity_error()  # its "LOAD REPORT: score.weight MISSING": a new head is the point
-            try:
-                model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
-            finally:
-                hf_logging.set_verbosity(level)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except OSError as exc:
-        raise ModelError(f"cannot load model {cfg.model.name!r} (resolved to {path!r}): {str(exc).splitlines()[0]}") from None
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tok.pad_token_id
-    return model, tok
+    return load_pretrained(model_path(cfg.model.name), dtype=dtype, head=head)
 
 
 def lora_config(cfg: RunConfig, *, task_type: str = "CAUSAL_LM"):
