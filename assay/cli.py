@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     # assay draws its own progress bars for long work.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import signal
+
+    # SIGTERM unwinds like Ctrl-C, so atomic writers delete their temporary files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

@@ -116,10 +116,6 @@ class Cache:
                 [(k, model, c, r, t) for k, c, r, t in items],
             )
 
-    def count_generations(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-
     # --- scores ---
     def get_scores(self, keys: Sequence[str]) -> dict[str, tuple[float | None, str, str | None, dict]]:
         """key -> (score, reason, extracted, extra metrics) for the keys that are cached."""

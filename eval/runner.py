@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from eval import metrics as M
 from eval.cache import Cache, default_cache_path
-from eval.data import SuiteDataError, read_jsonl, strip_internal
+from eval.data import SuiteDataError, read_jsonl
 from eval.generation import GenerationConfig, Generator
 from eval.suites import Suite, load_suite
 
@@ -221,6 +221,3 @@ def _as_text(completion: Any, source: str, line: Any) -> str:
             return said[-1]
     raise SuiteDataError(f"{source}:{line}: a completion must be a string or a chat list with an assistant message")
 
-
-def clean_row(row: dict) -> dict:
-    return strip_internal(row)

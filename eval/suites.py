@@ -44,10 +44,6 @@ class Scored:
     extra: dict[str, float | None] = field(default_factory=dict)
 
 
-def score_key_fields(row: dict, fields: Sequence[str]) -> dict:
-    return {f: row.get(f) for f in fields}
-
-
 def reward_scores(name: str, completions: Sequence[str], rows: Sequence[dict],
                   options: dict | None = None) -> list[Scored]:
     """Score with a registered reward (`rewards.base.get(name).fn`), keeping its reasons.

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes for heavy rewards (default: cores)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per item for heavy rewards (default: per reward)")
     p.add_argument("--on-error", choices=("none", "zero"), default="none", help="score of a reward that raises (default none)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="score on reward hosts of a Ray cluster, one per node (ADDRESS, else $RAY_ADDRESS, "
+                        "a running cluster or a new local one); --workers is then per host")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="a module that registers rewards (a dotted name, looked up in the current directory first, or a .py file); repeatable")
     p.add_argument(
@@ -68,48 +69,32 @@ def _parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def read_rows(path: str) -> tuple[list[dict], list[int]]:
     """Rows of a JSONL file and their line numbers; a bad line is an error naming file:line."""
+    from core.files import iter_jsonl
     from rewards.base import RewardError
 
-    p = Path(path)
-    if not p.is_file():
-        raise RewardError(f"input file not found: {path}")
+    if Path(path).is_dir():
+        raise RewardError(f"{path}: is a directory, not a JSON Lines file")
     rows, lines = [], []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RewardError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise RewardError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            if "completion" not in row:
-                raise RewardError(f"{path}:{lineno}: missing field 'completion'")
-            rows.append(row)
-            lines.append(lineno)
+    for lineno, row in iter_jsonl(path, RewardError):
+        if "completion" not in row:
+            raise RewardError(f"{path}:{lineno}: missing field 'completion'")
+        rows.append(row)
+        lines.append(lineno)
+    if not rows:
+        raise RewardError(f"{path}: no rows to score (the file is empty)")
     return rows, lines
 
 
 def _write_jsonl_atomic(path: str, rows: list[dict]) -> None:
-    # `rewards` imports nothing of assay, so this is its own small atomic writer:
-    # a temporary sibling, fsync, rename.
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from core.files import atomic_open
+    from rewards.base import RewardError
+
+    if Path(path).is_dir():
+        raise RewardError(f"--output {path}: is a directory; name a file")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -134,7 +119,8 @@ def run_score(args: argparse.Namespace) -> int:
         chunk = rows[start : start + CHUNK]
         reports.append(
             score(pairs, [r["completion"] for r in chunk], chunk, workers=args.workers, timeout=args.timeout,
-                  on_error=args.on_error, options=options, where=lambda i, s=start: where(s + i))
+                  on_error=args.on_error, options=options, where=lambda i, s=start: where(s + i),
+                  backend="local" if getattr(args, "ray", None) is None else "ray", ray_address=getattr(args, "ray", None) or None)
         )
         if show_progress:
             print(f"\rscored {min(start + CHUNK, len(rows))}/{len(rows)}", end="", file=sys.stderr, flush=True)

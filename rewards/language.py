@@ -118,11 +118,11 @@ def _identifier():
         if _IDENT is not None:
             return _IDENT
         import array
-        import os
-        import tempfile
 
         import numpy as np
         from langid.langid import LanguageIdentifier, model
+
+        from core.files import atomic_open
 
         path = _model_cache_path()
         try:
@@ -143,8 +143,7 @@ def _identifier():
             offsets = np.cumsum([0] + [len(_IDENT.tk_output[k]) for k in keys])
             values = [v for k in keys for v in _IDENT.tk_output[k]]
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-            with os.fdopen(fd, "wb") as fh:
+            with atomic_open(path, "wb", encoding=None) as fh:
                 np.savez(
                     fh, nb_ptc=_IDENT.nb_ptc, nb_pc=_IDENT.nb_pc, nb_classes=np.array(_IDENT.nb_classes),
                     tk_nextmove=np.frombuffer(_IDENT.tk_nextmove.tobytes(), dtype=np.uint8),
@@ -152,7 +151,6 @@ def _identifier():
                     out_keys=np.array(keys, dtype=np.int64), out_offsets=offsets.astype(np.int64),
                     out_values=np.array(values, dtype=np.int64),
                 )
-            os.replace(tmp, path)
         except OSError:
             pass  # a read-only home: just slower next time
         return _IDENT

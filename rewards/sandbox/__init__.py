@@ -249,25 +249,6 @@ class Sandbox:
         for _ in iter(lambda: proc.stderr.read(65536), b""):
             pass
 
-    def submit(self, job: dict) -> Future:
-        with self._lock:
-            self._ensure()
-            self._next_id += 1
-            job_id = self._next_id
-            fut: Future = Future()
-            self._pending[job_id] = fut
-        frame = dict(job, id=job_id)
-        frame.setdefault("timeout", self.config.timeout)
-        data = json.dumps(frame).encode()
-        with self._write_lock:
-            try:
-                self._proc.stdin.write(struct.pack(">I", len(data)) + data)
-                self._proc.stdin.flush()
-            except (BrokenPipeError, OSError) as exc:
-                self._pending.pop(job_id, None)
-                raise SandboxError(f"the sandbox server is gone: {exc}") from None
-        return fut
-
     def run(self, jobs: Sequence[dict], *, workers: int | None = None) -> list[dict]:
         """Run jobs on the server's slots (`config.workers` at once); results in the order
         of `jobs`. The whole batch is sent in one write and queued by the server, so a

@@ -1369,7 +1369,7 @@ def serve(config):
             except OSError:
                 data = b""
             if not data:  # the slot died (killed at a deadline, or crashed)
-                if slot["job"] is not None and not slot.get("answered"):
+                if slot["job"] is not None:
                     reply(slot["job"], {"harness_error": "the sandbox slot died"}, steps=slot["steps"])
                 drop(slot)
                 continue
