@@ -34,7 +34,7 @@ _TOK_LOCK = threading.Lock()
 def _tokenizer(name: str):
     """A function text -> token count. A local folder (or file) with a ``tokenizer.json``
     loads with the `tokenizers` library alone (no torch, well under a second); anything
-    else is a hub id for transformers' AutoTokenizer."""
+    else is a hub id whose tokenizer.json is fetched through the hub cache."""
     with _TOK_LOCK:
         count = _TOKENIZERS.get(name)
         if count is None:
@@ -48,12 +48,19 @@ def _tokenizer(name: str):
                 tok = Tokenizer.from_file(str(file))
                 count = lambda text: len(tok.encode(text, add_special_tokens=False).ids)  # noqa: E731
             else:
-                from transformers import (
-                    AutoTokenizer,  # only when a hub tokenizer is asked for
-                )
+                # A hub id: its tokenizer.json alone, through the hub cache (never transformers,
+                # which would bring torch into `rewards`).
+                from huggingface_hub import hf_hub_download
+                from tokenizers import Tokenizer
 
-                auto = AutoTokenizer.from_pretrained(name)
-                count = lambda text: len(auto(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+                try:
+                    tok = Tokenizer.from_file(hf_hub_download(name, "tokenizer.json"))
+                except Exception as exc:  # noqa: BLE001 - any hub failure is the same user mistake
+                    from rewards.base import RewardError
+
+                    raise RewardError(f"tokenizer {name!r}: not a folder with tokenizer.json, and the hub "
+                                      f"has none ({type(exc).__name__})") from None
+                count = lambda text: len(tok.encode(text, add_special_tokens=False).ids)  # noqa: E731
             _TOKENIZERS[name] = count
         return count
 

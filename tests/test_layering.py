@@ -1,0 +1,80 @@
+"""The layering picture, read from the imports themselves so it cannot drift.
+
+    core  <-  rag, rewards  <-  tasks  <-  train, eval  <-  assay (CLI, demo)
+
+Every import statement counts, the lazy ones inside functions too: a lazy import still
+makes one package depend on another. The README shows the same picture.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("core", "rag", "rewards", "tasks", "train", "eval", "assay")
+ALLOWED = {
+    "core": set(),
+    "rag": {"core"},
+    "rewards": {"core"},
+    "tasks": {"core", "rag", "rewards"},
+    "train": {"core", "rag", "rewards", "tasks"},
+    "eval": {"core", "rag", "rewards", "tasks"},
+    "assay": {"core", "rag", "rewards", "tasks", "train", "eval"},
+}
+# Core modules that import no third-party library when imported (yaml, torch and the
+# like load inside the functions that need them): what `rewards` takes from the core
+# must not pull torch in behind its back.
+STDLIB_ONLY = ("core/__init__.py", "core/errors.py", "core/config.py", "core/files.py")
+
+
+def imports_of(path: Path, *, lazy: bool = True) -> list[tuple[int, str]]:
+    """(line, top-level module) for every import in the file, lazy ones (inside functions)
+    included unless `lazy` is False."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out = []
+    nodes = ast.walk(tree) if lazy else [n for top in tree.body if not isinstance(top, (ast.FunctionDef, ast.ClassDef))
+                                         for n in ast.walk(top)]
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append((node.lineno, node.module.split(".")[0]))
+    return out
+
+
+def files_of(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py")) if (ROOT / package).is_dir() else []
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_each_package_imports_only_the_layers_below(package):
+    wrong = []
+    for path in files_of(package):
+        for line, mod in imports_of(path):
+            if mod in PACKAGES and mod != package and mod not in ALLOWED[package]:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {mod}")
+    assert not wrong, f"{package} may import only {sorted(ALLOWED[package]) or 'nothing of assay'}: {wrong}"
+
+
+def test_rewards_never_imports_torch():
+    wrong = [f"{p.relative_to(ROOT)}:{line}" for p in files_of("rewards") for line, mod in imports_of(p)
+             if mod in ("torch", "transformers", "sentence_transformers")]
+    assert not wrong
+
+
+@pytest.mark.parametrize("name", STDLIB_ONLY)
+def test_core_modules_rewards_uses_are_stdlib_only(name):
+    third_party = [f"{name}:{line} imports {mod}" for line, mod in imports_of(ROOT / name, lazy=False)
+                   if mod not in sys.stdlib_module_names and mod not in ("core", "__future__")]
+    assert not third_party
+
+
+def test_the_checker_sees_a_violation(tmp_path):
+    """The check can fail: a file that imports upward is reported."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from train import trainers\n")
+    assert imports_of(bad) == [(2, "train")]
