@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> dict:
     doc_ids = [d.id for d in docs]
     texts = [d.text for d in docs]
     k = args.k
-    tok = Tokenizer()
 
     # ---- build (timed once each) ----
     t = time.perf_counter()

@@ -277,7 +277,7 @@ class BM25Index:
     def _search_block(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         from scipy.sparse import csr_matrix
 
-        n, nq, nv = self.n_docs, len(queries), len(self.vocab)
+        nq, nv = len(queries), len(self.vocab)
         # Tokenize the whole block in one word-split pass and one dict lookup pass: a
         # separator word between queries (kept by the split, produced by nothing else)
         # marks where each query ends, so no Python code runs per query or per word.
@@ -313,7 +313,6 @@ class BM25Index:
         return self._top_k(qm, k)
 
     def _top_k(self, qm, k: int) -> tuple[np.ndarray, np.ndarray]:
-        n, nq = self.n_docs, qm.shape[0]
         rows = self._dense_rows()
         # (queries x terms) @ (terms x docs): sparse @ dense adds a few dense rows per query
         scores = qm @ rows if rows is not None else (qm @ self.term_matrix).toarray()
