@@ -47,6 +47,11 @@ class ScoreConfig:
     """Seconds per item for heavy rewards (None: each reward's own default; math 5 s, pool 30 s)."""
     on_error: str = "none"
     """What a reward that raises scores: "none" (not applicable) or "zero"."""
+    backend: str = "local"
+    """Where rewards run: "local" (this machine) or "ray" (reward hosts on a Ray cluster,
+    `rewards.ray_hosts`; `workers` is then per host, default the node's cores)."""
+    ray_address: str | None = None
+    """The Ray cluster for backend "ray" (None: $RAY_ADDRESS, a running one, or a new local one)."""
 
 
 POOL_TIMEOUT_DEFAULT = 30.0
@@ -317,14 +322,21 @@ def score(
     on_error: str = "none",
     options: Mapping[str, Mapping[str, Any]] | None = None,
     where: Callable[[int], str] | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    ray: Any = None,
 ) -> ScoreReport:
     """Score `completions` (strings or chat lists) with every reward in `spec`.
 
     ``options`` maps a reward name to keyword options for it (``{"overlong": {"max_len": 512}}``);
     ``where(i)`` names row i in error messages (the CLI passes "file:line").
+    ``backend="ray"`` runs the batch on reward hosts of a Ray cluster (``ray_address``, or a
+    full `rewards.ray_hosts.RayConfig` as ``ray``); results are the local path's, row for row.
     """
     if on_error not in ("none", "zero"):
         raise RewardError(f"on_error must be 'none' or 'zero', not {on_error!r}")
+    if backend not in ("local", "ray"):
+        raise RewardError(f"backend must be 'local' or 'ray', not {backend!r}")
     pairs = parse_spec(spec)
     if len(completions) != len(rows):
         raise RewardError(f"{len(completions)} completions but {len(rows)} rows")
@@ -334,7 +346,13 @@ def score(
     start = time.perf_counter()
     results: dict[str, list[RewardResult]] = {}
     seconds: dict[str, float] = {}
-    for name, _ in pairs:
+    if backend == "ray" and texts:
+        from rewards.ray_hosts import RayConfig, score_on_ray
+
+        cfg = ray or RayConfig(address=ray_address)
+        results, seconds, _ = score_on_ray(pairs, texts, rows, workers=workers, timeout=timeout, on_error=on_error,
+                                           options=options, config=cfg)
+    for name, _ in ([] if backend == "ray" and texts else pairs):
         t0 = time.perf_counter()
         results[name] = run_reward(
             name, texts, rows, workers=workers, timeout=timeout, on_error=on_error, options=options.get(name)
@@ -355,6 +373,8 @@ def trl_reward_funcs(
     timeout: float | None = None,
     on_error: str = "none",
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> list[Callable[..., list[float | None]]]:
     """One TRL reward function per reward in `spec`, named after it (TRL logs
     ``rewards/<name>/mean``), returning raw scores; pass `reward_weights(spec)` as
@@ -365,13 +385,18 @@ def trl_reward_funcs(
     become the rows. Reasons go to TRL's completions table when it offers ``log_extra``.
     """
     pairs = parse_spec(spec)
-    if any(name in MATH_BASED for name, _ in pairs):
+    if backend == "ray":  # the reward hosts start (and warm) while the model loads
+        from rewards.ray_hosts import RayConfig, warm_hosts
+
+        warm_hosts([n for n, _ in pairs], RayConfig(address=ray_address))
+    elif any(name in MATH_BASED for name, _ in pairs):
         from rewards.workers import shared_pool
 
         shared_pool(workers).warm_in_background()  # sympy's start-up overlaps model loading
     funcs = []
     for name, weight in pairs:
-        funcs.append(_make_trl_func(name, weight, workers, timeout, on_error, (options or {}).get(name)))
+        funcs.append(_make_trl_func(name, weight, workers, timeout, on_error, (options or {}).get(name),
+                                    backend=backend, ray_address=ray_address))
     return funcs
 
 
@@ -379,7 +404,7 @@ def reward_weights(spec: Spec) -> list[float]:
     return [w for _, w in parse_spec(spec)]
 
 
-def _make_trl_func(name, weight, workers, timeout, on_error, opts):
+def _make_trl_func(name, weight, workers, timeout, on_error, opts, backend="local", ray_address=None):
     def reward_func(prompts=None, completions=None, completion_ids=None, **columns) -> list[float | None]:
         if completions is None:
             raise RewardError(f"reward {name!r}: TRL passed no completions")
@@ -395,7 +420,7 @@ def _make_trl_func(name, weight, workers, timeout, on_error, opts):
             if completion_ids is not None:
                 row["completion_ids"] = completion_ids[i]
         report = score([(name, 1.0)], completions, rows, workers=workers, timeout=timeout, on_error=on_error,
-                       options={name: opts} if opts else None)
+                       options={name: opts} if opts else None, backend=backend, ray_address=ray_address)
         res = report.results[name]
         log_extra = columns.get("log_extra")
         if callable(log_extra):

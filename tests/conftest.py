@@ -53,3 +53,23 @@ def minilm() -> str:
     from core.models import resolve
 
     return resolve("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """Real Ray, started once for the whole suite: two simulated nodes on this machine
+    (`ray.cluster_utils.Cluster`, 1 CPU and a 128 MiB object store each). Yields the cluster;
+    `cluster.address` is what a second process (the CLI) joins."""
+    ray = pytest.importorskip("ray", reason="needs Ray: pip install 'assay[ray]'")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False, "object_store_memory": 128 << 20})
+    cluster.add_node(num_cpus=1, object_store_memory=128 << 20)
+    ray.init(address=cluster.address, namespace="assay", logging_level="WARNING")
+    yield cluster
+    from rewards.ray_hosts import shutdown_hosts
+
+    shutdown_hosts()
+    ray.shutdown()
+    cluster.shutdown()

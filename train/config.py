@@ -125,10 +125,21 @@ class EvalSettings:
 
 
 @dataclass
+class RewardsBackend:
+    backend: str = "local"
+    """Where the rewards run: local (this process's worker pool and sandbox) or ray (one
+    reward host per node of a Ray cluster; see `rewards.ray_hosts`)."""
+    address: str | None = None
+    """The Ray cluster for backend ray (None: $RAY_ADDRESS, a running cluster, or a new local one)."""
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     rewards: list[RewardConfig] = field(default_factory=list)
+    rewards_backend: RewardsBackend = field(default_factory=RewardsBackend)
+    """`{backend: ray, address: ...}` scores the rewards on a Ray cluster's reward hosts."""
     rewards_import: list[str] = field(default_factory=list)
     """Modules that register rewards of your own (dotted names, looked up beside this config
     file and in the current directory, or .py paths); `assay train --import` adds to it."""
@@ -211,6 +222,8 @@ def load_run_config(trainer: str, source: str | Path | dict | None, overrides: l
     for i, r in enumerate(cfg.rewards):
         if not r.name:
             raise ConfigError(f"{where}: rewards[{i}].name is required")
+    if cfg.rewards_backend.backend not in ("local", "ray"):
+        raise ConfigError(f"{where}: rewards_backend.backend must be 'local' or 'ray', not {cfg.rewards_backend.backend!r}")
     if cfg.retrieval.search_in_loop and trainer not in RL_TRAINERS:
         raise ConfigError(f"{where}: retrieval.search_in_loop is for the RL trainers (grpo, ppo)")
     if (cfg.retrieval.grounded_prompts or cfg.retrieval.search_in_loop) and not cfg.retrieval.index:
@@ -220,6 +233,6 @@ def load_run_config(trainer: str, source: str | Path | dict | None, overrides: l
 
 __all__ = [
     "ConfigError", "DataConfig", "EvalSettings", "LoggingConfig", "LoraSettings", "ModelConfig", "RetrievalConfig",
-    "RewardConfig", "RunConfig", "TRAINERS", "check_section", "load_run_config", "section_class", "to_dict",
+    "RewardConfig", "RewardsBackend", "RunConfig", "TRAINERS", "check_section", "load_run_config", "section_class", "to_dict",
     "trl_config_class",
 ]

@@ -71,7 +71,7 @@ def make_prefs(cfg: RunConfig, out: str | Path, opts: PrefsOptions) -> dict[str,
         from core.config import ConfigError
 
         raise ConfigError("assay data prefs needs rewards (--rewards math or a config with a rewards section)")
-    rset = RewardSet(cfg.rewards)
+    rset = RewardSet(cfg.rewards, cfg.rewards_backend)
     model, tok = load_model(cfg)
     rows = data.load_rows(cfg.data)
     rows, _ = data.split_rows(rows, cfg.data)

@@ -28,8 +28,10 @@ def _custom(name: str) -> Callable | None:
 
 
 class RewardSet:
-    def __init__(self, entries: Sequence[RewardConfig]):
+    def __init__(self, entries: Sequence[RewardConfig], backend: Any = None):
         self.entries = list(entries)
+        # train.config.RewardsBackend (None: local): where the assay rewards run
+        self.backend = {"backend": getattr(backend, "backend", "local"), "ray_address": getattr(backend, "address", None)}
         import rewards
 
         for e in self.entries:
@@ -52,7 +54,8 @@ class RewardSet:
         for e in self.entries:
             fn = _custom(e.name)
             if fn is None:
-                fn = rewards.trl_reward_funcs([(e.name, 1.0)], options={e.name: e.options} if e.options else None)[0]
+                fn = rewards.trl_reward_funcs([(e.name, 1.0)], options={e.name: e.options} if e.options else None,
+                                              **self.backend)[0]
             funcs.append(fn)
         return funcs
 
@@ -65,7 +68,7 @@ class RewardSet:
             import rewards
 
             report = rewards.score([(e.name, e.weight) for e in builtin], completions, rows,
-                                   options={e.name: e.options for e in builtin if e.options})
+                                   options={e.name: e.options for e in builtin if e.options}, **self.backend)
             totals = [t or 0.0 for t in report.totals]
             means.update(report.mean())
         for e in self.entries:

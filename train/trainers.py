@@ -156,7 +156,7 @@ def evaluate(model, tok, rows: list[dict], cfg: RunConfig) -> dict[str, Any]:
     outs = generate(model, tok, [r["prompt"] for r in rows], max_new_tokens=cfg.eval.max_new_tokens,
                     batch_size=cfg.eval.batch_size)
     completions = [o[0] for o in outs]
-    totals, means = RewardSet(cfg.rewards).score(completions, rows)
+    totals, means = RewardSet(cfg.rewards, cfg.rewards_backend).score(completions, rows)
     return {"n": len(rows), "reward": sum(totals) / max(1, len(totals)),
             **{f"rewards/{k}": v for k, v in means.items()},
             "seconds": round(time.perf_counter() - t0, 2),
@@ -243,7 +243,7 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
     if cfg.rewards:
         from train.scoring import RewardSet
 
-        RewardSet(cfg.rewards)  # an unknown reward fails now, before a model is loaded or a file written
+        RewardSet(cfg.rewards, cfg.rewards_backend)  # an unknown reward fails now, before a model is loaded or a file written
     _claim_out(out, resume=resume, fresh=fresh)
     run_dir = RunDir(out, to_dict(cfg))
     _seed_everything(cfg.seed)
@@ -387,7 +387,7 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
 
         from train.scoring import RewardSet
 
-        rset = RewardSet(cfg.rewards)
+        rset = RewardSet(cfg.rewards, cfg.rewards_backend)
         args.reward_weights = rset.weights
         tok.padding_side = "left"
         extra: dict[str, Any] = {}
@@ -466,7 +466,7 @@ def _run_ppo(cfg: RunConfig, run: RunDir, *, resume: bool, progress: bool = Fals
     if cfg.lora.enabled:
         lo = cfg.lora
         lora = {"r": lo.r, "lora_alpha": lo.alpha, "lora_dropout": lo.dropout, "target_modules": lo.target_modules}
-    reward_fn = RewardSet(cfg.rewards).reward_fn() if cfg.rewards else None
+    reward_fn = RewardSet(cfg.rewards, cfg.rewards_backend).reward_fn() if cfg.rewards else None
     search = None
     if cfg.retrieval.search_in_loop:
         from train.rollouts import SearchConfig
