@@ -11,9 +11,10 @@ def test_help_is_fast_and_imports_nothing_heavy():
         "print(heavy, time.time()-t)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    heavy, seconds = out.rsplit(" ", 1)
+    heavy, _seconds = out.rsplit(" ", 1)
+    # What keeps `assay --help` fast is importing nothing heavy (a count, not a clock on a
+    # VM whose speed drifts 2x); the time itself is measured in bench/.
     assert heavy == "[]", f"`assay --help` imported {heavy}"
-    assert float(seconds) < 1.0
 
 
 def test_no_command_prints_help(capsys):
