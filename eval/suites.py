@@ -97,16 +97,18 @@ _SCORER_VERSION: str | None = None
 
 
 def scorer_version() -> str:
-    """Fingerprint of the scoring code (rewards/ and eval/'s scorers): a fixed bug in a
-    reward must never be hidden by scores cached before the fix."""
+    """Fingerprint of the scoring code: the one `rewards` exports for itself (every file
+    whose change can change a verdict, the sandbox included) and eval's own scorers. A
+    fixed bug in a reward must never be hidden by scores cached before the fix."""
     global _SCORER_VERSION
     if _SCORER_VERSION is None:
         import hashlib
 
+        from rewards.base import code_fingerprint
+
         here = Path(__file__).resolve().parent
-        files = sorted((here.parent / "rewards").glob("*.py")) + [here / n for n in
-                                                                  ("suites.py", "spec.py", "lm_eval_gsm8k.py", "metrics.py")]
-        h = hashlib.blake2b(digest_size=12)
+        files = [here / n for n in ("suites.py", "spec.py", "lm_eval_gsm8k.py", "metrics.py")]
+        h = hashlib.blake2b(code_fingerprint().encode(), digest_size=12)
         for f in files:
             if f.exists():
                 h.update(f.name.encode())

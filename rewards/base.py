@@ -168,3 +168,32 @@ def check_lengths(name: str, completions: Sequence[Any], results: Sequence[Any])
     """A reward that returns the wrong number of results is a bug, never broadcast."""
     if len(results) != len(completions):
         raise RuntimeError(f"reward {name!r} returned {len(results)} results for {len(completions)} completions")
+
+
+_FINGERPRINT: str | None = None
+
+
+def code_fingerprint() -> str:
+    """A fingerprint of everything whose change can change a verdict: every source file of
+    `rewards` (the sandbox included), the Python that runs candidate programs, and the
+    versions of the libraries the checkers lean on. Caches of scores key on it, so a fixed
+    bug in a reward is never hidden by a verdict cached before the fix."""
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        import hashlib
+        import platform
+        from importlib import metadata
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parent
+        h = hashlib.blake2b(digest_size=12)
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+        h.update(platform.python_version().encode())
+        for dist in ("math-verify", "latex2sympy2_extended", "sympy", "langid"):
+            try:
+                h.update(f"{dist}={metadata.version(dist)}".encode())
+            except metadata.PackageNotFoundError:
+                h.update(f"{dist}=absent".encode())
+        _FINGERPRINT = h.hexdigest()
+    return _FINGERPRINT

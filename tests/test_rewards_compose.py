@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,21 @@ def test_front_door_and_code_reward_compose():
                 timeout=10)
     assert rep.scores("code") == [1.0, 0.5]
     assert rep.totals == [1.0, 0.5]
+
+
+def test_code_fingerprint_covers_the_sandbox(tmp_path, monkeypatch):
+    """A change anywhere in rewards/ (the sandbox server too) changes the fingerprint that
+    score caches key on (issue 12: a stale cached code verdict)."""
+    import shutil
+
+    import rewards.base as base
+
+    root = tmp_path / "rewards"
+    shutil.copytree(Path(base.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(base, "__file__", str(root / "base.py"))
+    monkeypatch.setattr(base, "_FINGERPRINT", None)
+    before = base.code_fingerprint()
+    server = root / "sandbox" / "server.py"
+    server.write_text(server.read_text() + "\n# a change in the sandbox\n")
+    monkeypatch.setattr(base, "_FINGERPRINT", None)
+    assert base.code_fingerprint() != before
