@@ -59,6 +59,9 @@ def register(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-query", metavar="FILE", default=None, help="also write per-query metrics as JSONL")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from rag.qdrant_store import add_arguments
+
+    add_arguments(p)  # --backend qdrant without a location: local mode under assay's cache directory
     p.set_defaults(handler=run)
 
 
@@ -137,7 +140,14 @@ def run(args: argparse.Namespace) -> int:
             ch, chunk_size=args.chunk_size if args.chunk_size is not None else ch.chunk_size,
             chunk_overlap=args.chunk_overlap if args.chunk_overlap is not None else min(ch.chunk_overlap, (
                 args.chunk_size or ch.chunk_size) // 5))
-    index = ir_eval.corpus_index(col, args.index, config, progress=progress)
+    from core.models import cache_dir
+    from rag.qdrant_store import apply_arguments
+
+    config = apply_arguments(config, args, default_path=str(cache_dir() / "qdrant"))
+    directory = args.index
+    if directory is None and config.backend != "faiss":
+        directory = f"{ir_eval.default_index_dir(col, config)}-{config.backend}"
+    index = ir_eval.corpus_index(col, directory, config, progress=progress)
     fusion = _fusion(args, index)
 
     reranker = hyde = None

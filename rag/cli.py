@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default $ASSAY_INDEX_LOCK_TIMEOUT or 600)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    from rag.qdrant_store import add_arguments
+
+    add_arguments(p)
     p.set_defaults(handler=_index)
 
     s = sub.add_parser("search", help="search an index (BM25, dense or hybrid; optional rerank/HyDE)")
@@ -57,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--embedder", default=None, help="fail unless the index was built with this embedder")
     s.add_argument("--snippet", type=int, default=160, help="snippet width in characters (default 160)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    add_arguments(s)
     s.set_defaults(handler=_search)
 
 
@@ -106,9 +110,12 @@ def _index(args: argparse.Namespace) -> int:
         embedder=args.embedder or base.embedder,
         batch_size=args.batch_size or base.batch_size,
         use_embedding_cache=not args.no_cache and base.use_embedding_cache)
+    from rag.qdrant_store import apply_arguments
+
+    config = apply_arguments(config, args)
     index = Index.build(args.paths, directory, config, progress=not args.quiet and not args.json,
                         rebuild=args.rebuild, lock_timeout=args.lock_timeout)
-    stats = {**index.last_update, "index": str(directory), "embedder": index.config.embedder,
+    stats = {**index.last_update, "index": str(directory), "backend": index.config.backend, "embedder": index.config.embedder,
              "faiss": index.config.dense.kind, "total_documents": len(index.doc_ids), "total_chunks": len(index)}
     if args.json:
         print(json.dumps(stats))
@@ -148,7 +155,9 @@ def _search(args: argparse.Namespace) -> int:
     from rag.documents import snippet
     from rag.index import Index
 
-    index = Index.open(args.index, embedder=args.embedder)
+    from rag.qdrant_store import search_location
+
+    index = Index.open(args.index, embedder=args.embedder, location=search_location(args, args.index))
     reranker = None
     if args.rerank:
         from rag.rerank import make_reranker

@@ -90,6 +90,7 @@ from rag.dense import DenseConfig, DenseIndex
 from rag.documents import Chunk, Document, Hit, load_sources
 from rag.embeddings import Embedder
 from rag.fusion import FusionConfig, fuse
+from rag.qdrant_store import QdrantConfig
 
 FORMAT = "assay-index"
 FORMAT_VERSION = 1
@@ -354,12 +355,28 @@ class IndexConfig:
     """Embedding cache directory; None = ~/.cache/assay/embeddings ($ASSAY_CACHE)."""
     use_embedding_cache: bool = True
     """Look texts up in (and add them to) the embedding cache."""
+    backend: str = "faiss"
+    """Where the vectors live: `faiss` (files in the index directory) or `qdrant` (a
+    Qdrant collection; rag/qdrant_store.py). The directory holds manifest and chunks either way."""
+    qdrant: QdrantConfig = field(default_factory=QdrantConfig)
+    """The Qdrant collection and its location (`backend="qdrant"` only)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "IndexConfig":
         from core.config import from_dict
 
         return from_dict(cls, data, "index config")
+
+
+def _index_class(backend: str | None) -> type["Index"]:
+    """The Index class of a backend (`qdrant`'s is imported only when used)."""
+    if backend in (None, "faiss"):
+        return Index
+    if backend == "qdrant":
+        from rag.qdrant_index import QdrantIndex
+
+        return QdrantIndex
+    raise IndexDirectoryError(f"unknown index backend {backend!r}; use faiss or qdrant")
 
 
 def _to_dict(obj: Any) -> Any:
@@ -435,17 +452,20 @@ class Index:
             config = config or IndexConfig()
             if embedder is not None and not _same_model(embedder.model_id, config.embedder):
                 raise IndexDirectoryError(f"embedder {embedder.model_id!r} does not match config.embedder {config.embedder!r}")
-            empty = cls(directory, config, {}, [], [], np.zeros((0, 0), np.float32),
+            empty = _index_class(config.backend)(directory, config, {}, [], [], np.zeros((0, 0), np.float32),
                         DenseIndex(config.dense), BM25Index(config.bm25), embedder)
             empty.lock_timeout = lock_timeout
             empty.update(sources, progress=progress, _fresh=True)
             return empty
 
     @classmethod
-    def open(cls, directory: str | os.PathLike, *, embedder: "str | Embedder | None" = None) -> "Index":
+    def open(cls, directory: str | os.PathLike, *, embedder: "str | Embedder | None" = None,
+             location: dict[str, Any] | None = None) -> "Index":
         """Open an index; `embedder` (a model name, or a loaded Embedder to reuse), when
         given, must be the model the index was built with. The files are checked against
-        the manifest's checksums (see the module docstring for what is hashed)."""
+        the manifest's checksums (see the module docstring for what is hashed).
+        `location`: where a Qdrant-backed index's collection is now ({"url": ...} or
+        {"path": ...}), instead of where the manifest says."""
         directory = Path(directory)
         for _ in range(1000):
             manifest = read_manifest(directory)
@@ -464,7 +484,12 @@ class Index:
             raise IndexDirectoryError(f"{directory}: the index kept changing while being opened; try again")
         try:
             fault("open:leased")
-            return cls._load(directory, manifest, embedder if isinstance(embedder, Embedder) else None)
+            if location:
+                from rag.qdrant_store import relocate
+
+                manifest = relocate(directory, manifest, location)
+            return _index_class(manifest.get("backend"))._load(
+                directory, manifest, embedder if isinstance(embedder, Embedder) else None)
         finally:
             _release(fd)
 
@@ -502,6 +527,9 @@ class Index:
         if not _same_model(config.embedder, self.config.embedder):
             raise IndexDirectoryError(f"{self.directory}: index was built with embedder {self.config.embedder!r}, "
                               f"not {config.embedder!r}; rebuild it (--rebuild) or use another directory")
+        if config.backend != self.config.backend:
+            raise IndexDirectoryError(f"{self.directory}: index was built with backend {self.config.backend!r}, "
+                                      f"not {config.backend!r}; rebuild it (--rebuild) or use another directory")
         if _to_dict(config.chunking) != _to_dict(self.config.chunking):
             raise IndexDirectoryError(f"{self.directory}: index was built with chunking {_to_dict(self.config.chunking)}, "
                               f"not {_to_dict(config.chunking)}; rebuild it (--rebuild) or use another directory")
@@ -695,10 +723,7 @@ class Index:
                     fh.write(json.dumps({"id": c.id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
                                          "text": c.text}, ensure_ascii=False) + "\n")
             fault("index:after_chunks")
-            np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
-            fault("index:after_vectors")
-            dense.save(tmp / "dense.faiss")
-            bm25.save(tmp / "bm25")
+            store_files = self._write_store(tmp, vectors, dense, bm25)
             fault("index:after_bm25")
             checksums: dict[str, dict[str, Any]] = {}
             for root, _, files in os.walk(tmp):
@@ -729,8 +754,7 @@ class Index:
             "embedder": {"id": self.config.embedder, "dim": int(vectors.shape[1]) if vectors.ndim == 2 else None},
             "chunking": _to_dict(self.config.chunking),
             "counts": {"documents": len(docs), "chunks": len(chunks), "skipped_files": stats["skipped"]},
-            "files": {"docs": "docs.jsonl", "chunks": "chunks.jsonl", "vectors": "vectors.npy",
-                      "dense": "dense.faiss", "bm25": "bm25/"},
+            "files": {"docs": "docs.jsonl", "chunks": "chunks.jsonl", **store_files},
             "config": _to_dict(self.config),
             "created_at": self.manifest.get("created_at", now),
             "updated_at": now,
@@ -738,6 +762,7 @@ class Index:
         }
         if dense.trained_on:
             manifest["dense_trained_on"] = int(dense.trained_on)
+        manifest.update(self._manifest_extra())
         manifest["checksums"] = checksums
         manifest["checksum"] = _manifest_checksum(manifest)
         with atomic_open(d / "manifest.json") as fh:  # the commit point
@@ -745,6 +770,19 @@ class Index:
             fault("index:manifest_written")
         fault("index:after_commit")
         return manifest
+
+    def _write_store(self, tmp: Path, vectors, dense, bm25) -> dict[str, str]:
+        """Write the version's vectors, dense and sparse indexes into `tmp`; returns their
+        names for the manifest (a backend keeping vectors elsewhere writes less)."""
+        np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
+        fault("index:after_vectors")
+        dense.save(tmp / "dense.faiss")
+        bm25.save(tmp / "bm25")
+        return {"vectors": "vectors.npy", "dense": "dense.faiss", "bm25": "bm25/"}
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        """Backend entries of the manifest (none for FAISS: old manifests read the same)."""
+        return {}
 
     def _collect(self) -> None:
         """Under the writer lock: remove what no one can need any more — versions other
