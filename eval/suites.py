@@ -49,18 +49,16 @@ def reward_scores(name: str, completions: Sequence[str], rows: Sequence[dict],
     """Score with a registered reward (`rewards.base.get(name).fn`), keeping its reasons.
     `options` are the reward's own keyword options (e.g. math's `lenient`).
 
-    Caching happens one level up (`Suite.score_cached`), over the suite's whole verdict.
+    Scoring goes through the rewards front door (`rewards.score`), so every row's fields
+    and the options are checked as for any other caller. Caching happens one level up
+    (`Suite.score_cached`), over the suite's whole verdict.
     """
-    from rewards.base import check_lengths, get
+    from rewards.compose import score
 
-    spec = get(name)
     if not completions:
         return []
-    missing = [f for f in spec.fields if f not in rows[0]]
-    if missing:
-        raise SuiteError(f"reward {name!r} needs row field {missing[0]!r}")
-    results = spec.fn(list(completions), list(rows), **(options or {}))
-    check_lengths(name, completions, results)
+    report = score(name, completions, rows, options={name: dict(options)} if options else None)
+    results = report.results[name]
     out = []
     for res in results:
         d = res.details or {}
@@ -75,12 +73,11 @@ def code_scores(completions: Sequence[str], rows: Sequence[dict]) -> list[Scored
     The reward itself gives partial credit (fraction of tests passed); pass@k as defined
     by the Codex paper needs a pass/fail verdict, so the fraction travels as `test_fraction`.
     """
-    from rewards.base import check_lengths, get
+    from rewards.compose import score
 
     if not completions:
         return []
-    results = get("code").fn(list(completions), list(rows))
-    check_lengths("code", completions, results)
+    results = score("code", completions, rows).results["code"]
     out = []
     for res in results:
         d = res.details or {}

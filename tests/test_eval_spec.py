@@ -65,3 +65,16 @@ def test_metric_options_reach_the_reward_and_the_score_cache_key(tmp_path):
     spec.write_text("data: d.jsonl\nprompt: {template: '{q}'}\nmetrics: [math]\nmetric_options: {math: {lenient: true}}\n")
     lenient = load_spec_suite(str(spec)).score_cached([worked], [{"q": "2+2", "answer": "4"}], cache)
     assert lenient[0].score == 1.0  # not the cached strict verdict
+
+
+def test_every_row_is_checked_for_the_reward_fields_not_only_the_first():
+    """Scoring goes through rewards.score: a later row missing the gold field is an error
+    naming that row (the old path checked rows[0] only and scored the rest as wrong)."""
+    import pytest
+
+    from core.errors import UserError
+    from eval.suites import reward_scores
+
+    rows = [{"answer": "4"}, {"answer": "5"}, {"question": "no gold here"}]
+    with pytest.raises(UserError, match=r"row 2: missing field 'answer'"):
+        reward_scores("math", ["\\boxed{4}", "\\boxed{5}", "\\boxed{6}"], rows)
