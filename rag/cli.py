@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default $ASSAY_INDEX_LOCK_TIMEOUT or 600)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="read, chunk and embed on a Ray cluster (ADDRESS, else $RAY_ADDRESS, a running cluster "
+                        "or a new local one); the index is then updated here from the embedding cache")
     from rag.qdrant_store import add_arguments
 
     add_arguments(p)
@@ -113,10 +116,17 @@ def _index(args: argparse.Namespace) -> int:
     from rag.qdrant_store import apply_arguments
 
     config = apply_arguments(config, args)
+    ray_stats = embedder = None
+    if args.ray is not None:
+        from rag.ray_embed import RayEmbedConfig, embed_on_ray
+
+        embedder, ray_stats = embed_on_ray(args.paths, config, RayEmbedConfig(address=args.ray or None))
     index = Index.build(args.paths, directory, config, progress=not args.quiet and not args.json,
-                        rebuild=args.rebuild, lock_timeout=args.lock_timeout)
+                        rebuild=args.rebuild, lock_timeout=args.lock_timeout, embedder=embedder)
     stats = {**index.last_update, "index": str(directory), "backend": index.config.backend, "embedder": index.config.embedder,
              "faiss": index.config.dense.kind, "total_documents": len(index.doc_ids), "total_chunks": len(index)}
+    if ray_stats is not None:
+        stats["ray"] = ray_stats
     if args.json:
         print(json.dumps(stats))
     else:
