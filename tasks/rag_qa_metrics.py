@@ -1,0 +1,182 @@
+"""RAG QA metrics: pure functions over strings and ids (no torch, no model).
+
+- ``exact_match`` / ``token_f1``: SQuAD v1.1's official definitions (evaluate-v1.1.py):
+  normalise by lower-casing, removing punctuation, removing the articles a/an/the and
+  collapsing whitespace, in that order; EM compares the normalised strings, F1 the bags
+  of normalised tokens (0 when they share no token -- so an empty prediction scores 0,
+  as in v1.1, not 1 as in v2.0's no-answer rule); the score of a prediction is its
+  maximum over the accepted answers. No accepted answers (an unanswerable question)
+  scores 0: use the abstention functions for those.
+- ``cited_passages``: the passage numbers a response cites as ``[n]`` (also ``[1, 3]``,
+  ``[1][2]``, ``[1-3]``), 1-based positions in the passages shown to the model.
+- ``citation_scores``: a cited passage is correct when it is one of the gold documents or
+  contains an accepted answer (normalised, on token boundaries). Precision = correct
+  citations / citations (a number outside the shown passages counts as a wrong citation;
+  no citation at all gives precision 0); recall = evidence passages cited / evidence
+  passages shown, evidence meaning gold or answer-bearing (None when no evidence was shown).
+- ``answer_supported``: the normalised answer occurs in some retrieved passage.
+- ``is_abstention``: the response says the documents do not give the answer ("not
+  stated", "the documents do not say", "cannot be determined from", "unanswerable",
+  "I don't know", "no information about", ...); ``abstention_scores`` gives abstention
+  accuracy on unanswerable questions and the false-abstention rate on answerable ones.
+- ``recall_at_k``: share of the gold documents among the first k retrieved ids.
+
+Passages are strings or dicts with ``text`` (or ``contents``) and an id in ``id``, ``_id``
+or ``doc_id``. Answers are lists of accepted strings, as in questions.jsonl.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import string
+from typing import Any, Sequence
+
+_PUNCT = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1: lower case, drop punctuation, drop articles, collapse whitespace."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, answers: Sequence[str]) -> float:
+    """1.0 when the normalised prediction equals some normalised answer, else 0.0."""
+    p = normalize_answer(prediction)
+    return 1.0 if any(p == normalize_answer(a) for a in answers) else 0.0
+
+
+def _f1(prediction: str, answer: str) -> float:
+    pred, gold = normalize_answer(prediction).split(), normalize_answer(answer).split()
+    same = sum((collections.Counter(pred) & collections.Counter(gold)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(prediction: str, answers: Sequence[str]) -> float:
+    """SQuAD v1.1 token F1, the maximum over the accepted answers."""
+    return max((_f1(prediction, a) for a in answers), default=0.0)
+
+
+# ---- citations -------------------------------------------------------------------------
+
+_CITE = re.compile(r"\[\s*(\d+(?:\s*(?:,|-|–)\s*\d+)*)\s*\]")
+
+
+def cited_passages(response: str) -> list[int]:
+    """Passage numbers cited as [n], [n, m], [n-m] in `response`, in first-cited order."""
+    out: list[int] = []
+    for m in _CITE.finditer(response):
+        for part in m.group(1).split(","):
+            part = part.strip()
+            bounds = re.split(r"\s*[-–]\s*", part)
+            if len(bounds) == 2:
+                lo, hi = int(bounds[0]), int(bounds[1])
+                nums = range(lo, hi + 1) if 0 < hi - lo < 50 else [lo, hi]
+            else:
+                nums = [int(part)]
+            for n in nums:
+                if n not in out:
+                    out.append(n)
+    return out
+
+
+def _text(p: Any) -> str:
+    if isinstance(p, str):
+        return p
+    return str(p.get("text", p.get("contents", "")))
+
+
+def _pid(p: Any) -> str | None:
+    if isinstance(p, str):
+        return None
+    for k in ("id", "_id", "doc_id"):
+        if p.get(k) is not None:
+            return str(p[k])
+    return None
+
+
+def _contains(text: str, answer: str) -> bool:
+    a = normalize_answer(answer)
+    return bool(a) and f" {a} " in f" {normalize_answer(text)} "
+
+
+def answer_supported(answer: str, passages: Sequence[Any]) -> bool:
+    """True when the normalised `answer` occurs (on token boundaries) in some passage."""
+    return any(_contains(_text(p), answer) for p in passages)
+
+
+def _is_evidence(p: Any, gold: set[str], answers: Sequence[str]) -> bool:
+    pid = _pid(p)
+    return (pid is not None and pid in gold) or any(_contains(_text(p), a) for a in answers)
+
+
+def citation_scores(response: str, passages: Sequence[Any], gold_docs: Sequence[str] = (),
+                    answers: Sequence[str] = ()) -> dict[str, Any]:
+    """Citation precision and recall of `response` over the `passages` it was shown."""
+    gold = {str(g) for g in gold_docs}
+    cited = cited_passages(response)
+    correct = [n for n in cited if 1 <= n <= len(passages) and _is_evidence(passages[n - 1], gold, answers)]
+    evidence = [i + 1 for i, p in enumerate(passages) if _is_evidence(p, gold, answers)]
+    precision = len(correct) / len(cited) if cited else 0.0
+    recall = (sum(1 for n in evidence if n in cited) / len(evidence)) if evidence else None
+    return {"precision": precision, "recall": recall, "cited": cited, "correct": correct, "evidence": evidence}
+
+
+# ---- abstention ------------------------------------------------------------------------
+
+_ABSTAIN = re.compile("|".join([
+    r"\bnot (?:explicitly |directly |clearly )?(?:stated|mentioned|specified|given|provided|say|said|included|contained|found|known)\b",
+    r"\b(?:do|does|did)(?:n't| not) (?:say|state|mention|specify|contain|include|provide|give|tell|indicate)\b",
+    r"\b(?:cannot|can't|can ?not|unable to) (?:be )?(?:determined?|found|answer(?:ed)?|tell|say|find|know|confirm|infer)\b",
+    r"\bunanswerable\b",
+    r"\bnot answerable\b",
+    r"\bi (?:do not|don't) know\b",
+    r"\b(?:no|not enough|insufficient) (?:information|mention|details?|data|evidence|record)\b",
+    r"\bthere is no (?:information|mention|record|evidence)\b",
+    r"\bnot (?:in|from) the (?:provided |given |retrieved )?(?:documents?|passages?|context|corpus|sources?|texts?)\b",
+    r"\b(?:documents?|passages?|context|corpus|sources?) (?:is|are) silent\b",
+    r"\bunknown\b",
+]), re.IGNORECASE)
+
+
+def is_abstention(response: str) -> bool:
+    """True when `response` says the documents do not give the answer."""
+    return bool(_ABSTAIN.search(response.replace("’", "'")))
+
+
+def abstention_scores(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Abstention accuracy on the unanswerable questions (no accepted answers) and the
+    false-abstention rate on the answerable ones; None where there are none of a kind."""
+    unans = [is_abstention(p) for p, a in zip(predictions, answers) if not a]
+    ans = [is_abstention(p) for p, a in zip(predictions, answers) if a]
+    return {"abstention_accuracy": sum(unans) / len(unans) if unans else None,
+            "false_abstention_rate": sum(ans) / len(ans) if ans else None,
+            "n_unanswerable": len(unans), "n_answerable": len(ans)}
+
+
+def answer_correct(prediction: str, answers: Sequence[str]) -> float:
+    """One score for every question type: EM on answerable questions, 1.0 for an
+    abstention on an unanswerable one (and 0.0 for anything else)."""
+    if not answers:
+        return 1.0 if is_abstention(prediction) else 0.0
+    return exact_match(prediction, answers)
+
+
+# ---- retrieval -------------------------------------------------------------------------
+
+def recall_at_k(retrieved: Sequence[str], gold_docs: Sequence[str], k: int) -> float | None:
+    """Share of the gold documents among the first k retrieved ids (None without gold)."""
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    gold = {str(g) for g in gold_docs}
+    if not gold:
+        return None
+    top = {str(r) for r in list(retrieved)[:k]}
+    return len(gold & top) / len(gold)
