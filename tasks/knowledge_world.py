@@ -14,7 +14,7 @@ bytes on every machine (tested).
 What is in it. Four kinds of entity, each with one document (its title is the name):
 
 - places (towns): province, population, year founded, river; sometimes twinned with another town
-- people: birth year (or full date, or "(1843–1901)"), birthplace (a town), occupation;
+- people: birth year (or full date, or "(born 1843, died 1901)"), birthplace (a town), occupation;
   sometimes a correspondent or teacher (another person)
 - organisations ("the Orvane Guild"): founder (a person), year founded, headquarters (a
   town), number of members, field
@@ -92,7 +92,7 @@ class WorldConfig:
     seed: int = 0
     """Seed of every random choice; the same config always gives byte-identical files."""
     docs: int = 3000
-    """Documents in the corpus (one per entity), over all splits. At least 60."""
+    """Documents in the corpus (one per entity), over all splits; the smallest split needs at least 12."""
     questions: int = 4000
     """Questions over all splits (each split gets its share of `split_fractions`). At least 10."""
     train_fraction: float = 0.8
@@ -120,8 +120,6 @@ class WorldConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool):
                 raise WorldError(f"{name} must be an integer, got {v!r}")
-        if self.docs < 60:
-            raise WorldError(f"docs must be at least 60 (every split needs a few of each kind), got {self.docs}")
         if self.questions < 10:
             raise WorldError(f"questions must be at least 10, got {self.questions}")
         fractions = ("train_fraction", "dev_fraction", "single_fraction", "two_hop_fraction",
@@ -137,10 +135,10 @@ class WorldConfig:
         total = self.single_fraction + self.two_hop_fraction + self.comparison_fraction + self.unanswerable_fraction
         if abs(total - 1.0) > 1e-6:
             raise WorldError(f"the question type fractions must sum to 1, got {total:g}")
-        smallest = min(self.docs * f for f in self.split_fractions().values())
+        smallest = min(_shares(self.docs, self.split_fractions()).values())
         if smallest < 12:
-            raise WorldError(f"docs={self.docs} leaves the smallest split {smallest:.0f} documents; "
-                             "it needs at least 12 (raise docs or the split fractions)")
+            raise WorldError(f"docs={self.docs} leaves the smallest split {smallest} documents; "
+                             "it needs at least 12 (raise --docs or the split fractions)")
 
     def split_fractions(self) -> dict[str, float]:
         return {"train": self.train_fraction, "dev": self.dev_fraction,
@@ -202,7 +200,7 @@ PLACE_FILLER = ("The town is known for its {product}.", "Visitors come for its {
 
 PERSON_INTRO = (
     "{N} was {a_occupation}.",
-    "{N} ({birth_year}–{death_year}) was {a_occupation}.",
+    "{N} (born {birth_year}, died {death_year}) was {a_occupation}.",
     "{N} was {a_occupation} of some renown.",
     "{N} is remembered as {a_occupation}.",
 )
@@ -506,6 +504,10 @@ class _Builder:
                 v = min(hi, max(lo, value + r.choice((-1, 1)) * r.randint(1, 12)))
             return v
 
+        def differ(pool: list, value):
+            """A choice from `pool` other than `value` (twins never share an asked fact)."""
+            return r.choice([x for x in pool if x != value])
+
         def omit(e: Entity) -> None:
             e.unstated = [a for a in OMISSIBLE[e.kind] if r.random() < self.cfg.unstated_rate]
 
@@ -522,7 +524,8 @@ class _Builder:
                 while pop == s["population"]:
                     pop = _round3(int(pop * r.uniform(0.6, 1.6)))
                 attrs = dict(s, population=pop, founded_year=near(s["founded_year"], 800, 1900),
-                             river=r.choice(self.rivers[split]))
+                             river=r.choice(self.rivers[split]),
+                             region=differ(self.regions[split], s["region"]))
             e = self._new(split, "place", name, attrs)
             if sib is not None:
                 e.twin, places[sib].twin = places[sib].key, e.key
@@ -543,9 +546,8 @@ class _Builder:
                          "pronoun": r.choice(("she", "he"))}
             else:
                 s = people[sib].attrs
-                bp = r.choice(places).key
                 attrs = dict(s, birth_year=near(s["birth_year"], 1600, 1975),
-                             birthplace=bp if bp != s["birthplace"] else r.choice(places).key)
+                             birthplace=differ([p.key for p in places], s["birthplace"]))
             attrs["death_year"] = attrs["birth_year"] + r.randint(38, 94)
             if attrs["death_year"] > 2023:
                 attrs["death_year"] = None  # still living
@@ -572,8 +574,12 @@ class _Builder:
                          "members": members, "field": r.choice(ORG_FIELDS)}
             else:
                 s = orgs[sib].attrs
-                attrs = dict(s, founder=founder.key, founded_year=near(s["founded_year"], 1600, 2015),
-                             members=members if members != s["members"] else members + 7, hq=r.choice(places).key)
+                fy = near(s["founded_year"], 1600, 2015)
+                elders = [p.key for p in people if p.attrs["birth_year"] <= fy - 20 and p.key != s["founder"]]
+                attrs = dict(s, founder=r.choice(elders) if elders else differ([p.key for p in people], s["founder"]),
+                             founded_year=fy,
+                             members=members if members != s["members"] else members + 7,
+                             hq=differ([p.key for p in places], s["hq"]))
             e = self._new(split, "org", name, attrs)
             if sib is not None:
                 e.twin, orgs[sib].twin = orgs[sib].key, e.key
@@ -590,8 +596,10 @@ class _Builder:
                          "work_kind": r.choice(WORK_KINDS), "setting": r.choice(self.regions[split])}
             else:
                 s = works[sib].attrs
-                attrs = dict(s, author=author.key if author.key != s["author"] else r.choice(people).key,
-                             year=near(s["year"], 1600, 2020))
+                year = near(s["year"], 1600, 2020)
+                elders = [p.key for p in people if p.attrs["birth_year"] <= year - 18 and p.key != s["author"]]
+                attrs = dict(s, author=r.choice(elders) if elders else differ([p.key for p in people], s["author"]),
+                             year=year)
             e = self._new(split, "work", name, attrs)
             if sib is not None:
                 e.twin, works[sib].twin = works[sib].key, e.key
@@ -667,7 +675,7 @@ class _Builder:
         usable = [t for t in intros if all(ctx.get(f) not in (None, "") for f in re.findall(r"{(\w+)}", t))
                   and not ("{birth_year}" in t and "birth_year" in e.unstated)]
         intro = r.choice(usable)
-        if "{birth_year}" in intro:  # the "(1843–1901)" opening states both years
+        if "{birth_year}" in intro:  # the "(born 1843, died 1901)" opening states both years
             stated = [s for s in stated if s not in ("birth_year", "death_year")]
         sentences = [intro.format(**ctx)]
         fillers = list(filler)
@@ -948,6 +956,9 @@ def write_world(world: World, out: str | Path, *, force: bool = False) -> Path:
         raise WorldError(f"{out}: exists and is not empty; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp's 0700 would make the world private
     old = None
     try:
         for rel, text in world_files(world).items():

@@ -3,6 +3,7 @@
     assay train grpo --config data/configs/grpo-smoke.yaml --out runs/grpo-smoke [--set grpo.max_steps=5] [--resume]
     assay train export --adapter runs/grpo/model --out models/merged
     assay data prefs --model SmolLM2-135M-Instruct --data gsm8k --rewards math --k 4 --out prefs.jsonl
+    assay data world --out data/world --seed 0 --docs 3000 --questions 4000
 
 Multi-GPU: `accelerate launch --config_file data/configs/accelerate/<name>.yaml -m assay train ...`.
 Nothing heavy is imported until a handler runs.
@@ -72,6 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="a module that registers rewards (repeatable)")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(handler=_run_prefs)
+    w = dsub.add_parser("world", help="generate the offline knowledge-world RAG QA benchmark (tasks.knowledge_world)",
+                        description="Writes DIR/corpus.jsonl, queries.jsonl, qrels/{train,dev,test}.tsv (BEIR), "
+                        "questions.jsonl and world.json: invented entities, so only retrieval can answer.")
+    w.add_argument("--out", required=True, metavar="DIR", help="output directory (written atomically)")
+    w.add_argument("--seed", type=int, default=0, help="seed (default 0); the same seed gives identical files")
+    w.add_argument("--docs", type=int, default=3000, help="documents (default 3000)")
+    w.add_argument("--questions", type=int, default=4000, help="questions (default 4000)")
+    w.add_argument("--force", action="store_true", help="replace an existing non-empty DIR")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(handler=_run_world)
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:
@@ -136,4 +147,13 @@ def _run_prefs(args: argparse.Namespace) -> int:
                         threshold=args.threshold, pairs_per_prompt=args.pairs_per_prompt,
                         batch_size=args.batch_size, seed=args.seed)
     _print_summary(make_prefs(cfg, args.out, opts), args.json)
+    return 0
+
+
+def _run_world(args: argparse.Namespace) -> int:
+    from tasks.knowledge_world import WorldConfig, generate, write_world
+
+    world = generate(WorldConfig(seed=args.seed, docs=args.docs, questions=args.questions))
+    out = write_world(world, args.out, force=args.force)
+    _print_summary({"out": str(out), **world.stats()}, args.json)
     return 0
