@@ -62,6 +62,9 @@ def register(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="a module that registers rewards (a dotted name, looked up in the current directory first, or a .py file); repeatable")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="generate on actors of a Ray cluster (ADDRESS, else $RAY_ADDRESS, a running cluster or a "
+                        "new local one): the prompts not in the cache, in the batches one process would make")
     p.set_defaults(handler=_run)
 
     s = esub.add_parser("score", help="score predictions made elsewhere (vLLM, lm-eval, ...) with a suite",
@@ -119,7 +122,12 @@ def _run(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"runs/eval/{slug(Path(args.model).name)}-{datetime.now():%Y%m%d-%H%M%S}")
     db = open_cache(_cache_arg(args))
-    gen = Generator(args.model, cfg, cache=db, progress=not args.json)
+    if args.ray is not None:
+        from eval.ray_generation import RayGenConfig, RayGenerator
+
+        gen = RayGenerator(args.model, cfg, cache=db, progress=not args.json, ray=RayGenConfig(address=args.ray or None))
+    else:
+        gen = Generator(args.model, cfg, cache=db, progress=not args.json)
     summaries, dirs = {}, {}
     for suite in suites:
         suite_cfg = GenerationConfig(**{**cfg.__dict__})
