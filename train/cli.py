@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--base", default=None, help="base model (default: the adapter's base_model_name_or_path)")
     e.set_defaults(handler=_run_export)
 
-    d = sub.add_parser("data", help="build training data: preference pairs from verifier outcomes")
+    d = sub.add_parser("data", help="build data: preference pairs from verifier outcomes; the offline knowledge world")
     d.set_defaults(help_parser=d)
     dsub = d.add_subparsers(dest="data_command", metavar="COMMAND")
     pr = dsub.add_parser("prefs", help="sample k completions per prompt, pair passing (chosen) with failing (rejected)",
