@@ -19,6 +19,10 @@ from rag.qdrant_store import (DENSE, SLOTS, QdrantConfig, QdrantStoreError, Spar
                               _models, client_for, idf_of, point_id, sparse_corpus)
 
 
+TIE_MARGIN = 10
+"""Extra results asked of Qdrant so that ties at the k-th score are broken in assay's order."""
+
+
 class _Legs:
     """What rag.Index's search needs from `dense` and `bm25`, answered by the collection."""
 
@@ -175,7 +179,7 @@ class QdrantIndex(Index):
         m = _models()
         out: list[list[tuple[int, float]]] = [[] for _ in queries]
         todo = [i for i, q in enumerate(queries) if not (isinstance(q, m.SparseVector) and not q.indices)]
-        limit = min(k, len(self._chunks))
+        limit = min(k + TIE_MARGIN, len(self._chunks))  # ties at the cut are broken as assay does
         while todo and limit > 0:
             reqs = [m.QueryRequest(query=queries[i], using=using, limit=limit, with_payload=False) for i in todo]
             answers = _call(self.qcfg, self.client.query_batch_points, self.qcfg.collection, reqs)
@@ -187,7 +191,7 @@ class QdrantIndex(Index):
                     hits = [h for h in hits if h[1] != 0.0]  # as rag.bm25: a score of 0 is no match
                 if len(hits) < min(k, len(self._chunks)) and len(pts) == limit and len(hits) < len(pts):
                     again.append(i)
-                hits.sort(key=lambda h: (-h[1], h[0]))
+                hits.sort(key=lambda h: (-round(h[1], 6), h[0]))
                 out[i] = hits[:k]
             todo, limit = again, limit * 2
         return out
@@ -224,15 +228,17 @@ class QdrantIndex(Index):
                 legs.append(m.Prefetch(query=sparse, using=self._slot, limit=fusion.depth_for("bm25", want)))
             legs.append(m.Prefetch(query=v.tolist(), using=DENSE, limit=fusion.depth_for("dense", want)))
             reqs.append(m.QueryRequest(prefetch=legs, query=m.RrfQuery(rrf=m.Rrf(k=int(fusion.rrf_k) + 1)),
-                                       limit=want, with_payload=False))
+                                       limit=want + TIE_MARGIN, with_payload=False))
         answers = _call(self.qcfg, self.client.query_batch_points, self.qcfg.collection, reqs)
         results = []
         for query, ans in zip(queries, answers):
             if any(str(p.id) not in self._pos for p in ans.points):  # a write is under way: fuse in assay
                 results.append(super().search_many([query], k, mode, rerank=reranker, hyde=hyde, fusion=fusion)[0])
                 continue
-            hits = [Hit(chunk=self._chunks[self._pos[str(p.id)]], score=float(p.score), rank=r, scores={"rrf": float(p.score)})
-                    for r, p in enumerate(ans.points, 1)]
+            # equal RRF scores in chunk order, as rag.fusion breaks most of its ties (best rank, then position)
+            fused = sorted(((self._pos[str(p.id)], float(p.score)) for p in ans.points), key=lambda h: (-round(h[1], 9), h[0]))
+            hits = [Hit(chunk=self._chunks[pos], score=score, rank=r, scores={"rrf": score})
+                    for r, (pos, score) in enumerate(fused[:want], 1)]
             if reranker is not None and hits:
                 hits = list(reranker.rerank(query, hits, top_n=k))
                 for r, h in enumerate(hits, 1):

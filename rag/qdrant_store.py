@@ -133,7 +133,7 @@ def client_for(cfg: QdrantConfig):
     if client is None:
         try:
             if cfg.url:
-                client = QdrantClient(url=cfg.url, timeout=int(math.ceil(cfg.timeout)))
+                client = QdrantClient(url=cfg.url, timeout=int(math.ceil(cfg.timeout)), check_compatibility=False)
             elif cfg.path == ":memory:":
                 client = QdrantClient(location=":memory:")
             else:
