@@ -55,10 +55,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = ap.parse_args(argv)
 
-    from eval.data import data_root, read_jsonl
-    from eval.lm_eval_gsm8k import gold_number
     from eval.runner import join_predictions, open_cache, score, score_items
     from eval.suites import load_suite
+    from tasks.data import data_root, read_jsonl
+    from tasks.lm_eval_gsm8k import gold_number
 
     gsm8k = Path(args.data) if args.data else data_root() / "gsm8k" / "test.jsonl"
     tmp = Path(tempfile.mkdtemp(prefix="assay-bench-scoring-"))

@@ -19,9 +19,9 @@ from typing import Any, Sequence
 
 from eval import metrics as M
 from eval.cache import Cache, default_cache_path
-from eval.data import SuiteDataError, read_jsonl
 from eval.generation import GenerationConfig, Generator
 from eval.suites import Suite, load_suite
+from tasks.data import TaskDataError, read_jsonl
 
 
 def slug(text: str) -> str:
@@ -113,7 +113,7 @@ def run(suite_name: str | Suite, model: str, *, limit: int | None = None, sample
     cfg.stop = list(dict.fromkeys([*suite.stop, *cfg.stop]))
     rows = suite.load(limit)
     if not rows:
-        raise SuiteDataError(f"suite {suite.name!r} has no rows to evaluate")
+        raise TaskDataError(f"suite {suite.name!r} has no rows to evaluate")
     db = open_cache(cache)
     gen = generator or Generator(model, cfg, cache=db, progress=progress)
     gen.config = cfg
@@ -157,7 +157,7 @@ def score(suite_name: str | Suite, predictions: str | Path, *, out: str | Path |
     suite = suite_name if isinstance(suite_name, Suite) else load_suite(suite_name, data_root=data_root)
     preds = read_jsonl(predictions)
     if not preds:
-        raise SuiteDataError(f"{predictions}: no predictions")
+        raise TaskDataError(f"{predictions}: no predictions")
     rows, completions = join_predictions(suite, preds, str(predictions))
     db = open_cache(cache)
     t0 = time.perf_counter()
@@ -184,27 +184,27 @@ def join_predictions(suite: Suite, preds: list[dict], source: str) -> tuple[list
         if "completions" in p:
             cs = p["completions"]
             if not isinstance(cs, list) or not cs:
-                raise SuiteDataError(f"{source}:{line}: 'completions' must be a non-empty list")
+                raise TaskDataError(f"{source}:{line}: 'completions' must be a non-empty list")
             cs = [_as_text(c, source, line) for c in cs]
         elif "completion" in p:
             cs = [_as_text(p["completion"], source, line)]
         else:
-            raise SuiteDataError(f"{source}:{line}: missing field 'completion' (or 'completions', a list)")
+            raise TaskDataError(f"{source}:{line}: missing field 'completion' (or 'completions', a list)")
         if n_expected is None:
             n_expected = len(cs)
         elif len(cs) != n_expected:
-            raise SuiteDataError(f"{source}:{line}: {len(cs)} completions, but earlier rows have {n_expected}")
+            raise TaskDataError(f"{source}:{line}: {len(cs)} completions, but earlier rows have {n_expected}")
         missing = [f for f in suite.fields if f not in p]
         if missing:
             key = suite.id_field
             if not key or key not in p:
                 hint = f" (or {key!r} to look it up)" if key and missing[0] != key else ""
-                raise SuiteDataError(f"{source}:{line}: missing field {missing[0]!r}{hint}")
+                raise TaskDataError(f"{source}:{line}: missing field {missing[0]!r}{hint}")
             if data_by_id is None:
                 data_by_id = {str(r[key]): r for r in suite.load() if key in r}
             found = data_by_id.get(str(p[key]))
             if found is None:
-                raise SuiteDataError(f"{source}:{line}: {key} {p[key]!r} is not in suite {suite.name!r}")
+                raise TaskDataError(f"{source}:{line}: {key} {p[key]!r} is not in suite {suite.name!r}")
             p = {**found, **p}
         rows.append(p)
         completions.append(cs)
@@ -219,5 +219,5 @@ def _as_text(completion: Any, source: str, line: Any) -> str:
         said = [m.get("content") for m in completion if m.get("role", "assistant") == "assistant"]
         if said and isinstance(said[-1], str):
             return said[-1]
-    raise SuiteDataError(f"{source}:{line}: a completion must be a string or a chat list with an assistant message")
+    raise TaskDataError(f"{source}:{line}: a completion must be a string or a chat list with an assistant message")
 

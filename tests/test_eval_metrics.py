@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval import lm_eval_gsm8k as L
 from eval import metrics as M
+from tasks import lm_eval_gsm8k as L
 
 
 @settings(max_examples=100, deadline=None)

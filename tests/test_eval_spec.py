@@ -53,7 +53,7 @@ def test_hub_spec_is_accepted_without_a_local_file(tmp_path):
 
 def test_metric_options_reach_the_reward_and_the_score_cache_key(tmp_path):
     from eval.cache import Cache
-    from eval.spec import load_spec_suite
+    from eval.suites.spec import load_spec_suite
 
     (tmp_path / "d.jsonl").write_text('{"q": "2+2", "answer": "4"}\n')
     spec = tmp_path / "s.yaml"

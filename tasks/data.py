@@ -19,7 +19,7 @@ from core.errors import UserError
 from core.files import iter_jsonl, shared_data_root
 
 
-class SuiteDataError(UserError, ValueError):
+class TaskDataError(UserError, ValueError):
     pass
 
 
@@ -33,31 +33,31 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Records of a .jsonl file (or a .json list); a bad line is an error naming file:line."""
     path = Path(path)
     if not path.exists():
-        raise SuiteDataError(f"{path}: no such file")
+        raise TaskDataError(f"{path}: no such file")
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise SuiteDataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+            raise TaskDataError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise SuiteDataError(f"{path}: expected a JSON list of objects")
+            raise TaskDataError(f"{path}: expected a JSON list of objects")
         for i, r in enumerate(data):
             r.setdefault("_line", i + 1)
         return data
     rows = []
-    for lineno, row in iter_jsonl(path, SuiteDataError):
+    for lineno, row in iter_jsonl(path, TaskDataError):
         row["_line"] = lineno
         rows.append(row)
     return rows
 
 
 def require_fields(rows: Iterable[dict], fields: Sequence[str], source: str) -> None:
-    """Every row has every field; else a SuiteDataError naming file:line and the field."""
+    """Every row has every field; else a TaskDataError naming file:line and the field."""
     for i, row in enumerate(rows):
         missing = [f for f in fields if f not in row]
         if missing:
             line = row.get("_line", i + 1)
-            raise SuiteDataError(f"{source}:{line}: missing field {missing[0]!r} (needs {', '.join(fields)})")
+            raise TaskDataError(f"{source}:{line}: missing field {missing[0]!r} (needs {', '.join(fields)})")
 
 
 def load_hub(dataset_id: str, split: str, config: str | None = None) -> list[dict[str, Any]]:
@@ -65,11 +65,11 @@ def load_hub(dataset_id: str, split: str, config: str | None = None) -> list[dic
     try:
         import datasets
     except ImportError:  # pragma: no cover - datasets is a dependency
-        raise SuiteDataError("loading a hub dataset needs the `datasets` package") from None
+        raise TaskDataError("loading a hub dataset needs the `datasets` package") from None
     try:
         ds = datasets.load_dataset(dataset_id, config, split=split)
     except Exception as exc:  # noqa: BLE001 - network, missing dataset, offline mode
-        raise SuiteDataError(f"cannot load hub dataset {dataset_id!r} (split {split!r}): {str(exc).splitlines()[0]}") from None
+        raise TaskDataError(f"cannot load hub dataset {dataset_id!r} (split {split!r}): {str(exc).splitlines()[0]}") from None
     return [dict(r, _line=i + 1) for i, r in enumerate(ds)]
 
 

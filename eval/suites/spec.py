@@ -29,8 +29,8 @@ from typing import Any, Sequence
 
 from core.errors import UserError
 from eval import metrics as M
-from eval.data import SuiteDataError, load_hub, read_jsonl, require_fields
-from eval.suites import Scored, Suite, SuiteError, reward_scores
+from tasks.base import Scored, Task, TaskError, reward_scores
+from tasks.data import TaskDataError, load_hub, read_jsonl, require_fields
 
 BUILTIN_METRICS = ("exact_match", "f1")
 
@@ -103,7 +103,7 @@ RAG_INSTRUCTION = ("Answer the question using only the numbered context passages
                    "then cite the passage you used as [n].")
 
 
-class SpecSuite(Suite):
+class SpecSuite(Task):
     def __init__(self, spec: SuiteSpec, base: Path, where: str, data_root: str | None = None):
         super().__init__(data_root)
         self.spec = spec
@@ -140,7 +140,7 @@ class SpecSuite(Suite):
             else:
                 pool, rows = rows[:k], rows[k:]
             if len(pool) < k:
-                raise SuiteDataError(f"{self.where}: fewshot {k} but only {len(pool)} examples")
+                raise TaskDataError(f"{self.where}: fewshot {k} but only {len(pool)} examples")
             self._fewshot = pool[:k]
         # Check every template field now: a typo surfaces before any generation.
         needed = [f for _, f, _, _ in string.Formatter().parse(spec.prompt.template) if f]
@@ -151,12 +151,12 @@ class SpecSuite(Suite):
 
     def _retrieve(self, rows: list[dict]) -> list[dict]:
         if not self.spec.index:
-            raise SuiteError(f"{self.where}: a rag_qa suite needs `index: DIR`")
+            raise TaskError(f"{self.where}: a rag_qa suite needs `index: DIR`")
         from rag import Index
 
         path = self.base / self.spec.index
         if not path.exists():
-            raise SuiteError(f"{self.where}: index directory {path} does not exist (build it with `assay index`)")
+            raise TaskError(f"{self.where}: index directory {path} does not exist (build it with `assay index`)")
         if self._index is None:
             self._index = Index.open(path)
         queries = [self._format(self.spec.prompt.template, r) for r in rows]
@@ -170,10 +170,10 @@ class SpecSuite(Suite):
         try:
             return template.format_map(row)
         except KeyError as exc:
-            raise SuiteDataError(f"{self.source()}:{row.get('_line', '?')}: missing field {exc.args[0]!r} "
+            raise TaskDataError(f"{self.source()}:{row.get('_line', '?')}: missing field {exc.args[0]!r} "
                             f"used by the prompt template") from None
         except (ValueError, IndexError) as exc:
-            raise SuiteError(f"{self.where}: bad prompt template {template!r}: {exc}") from None
+            raise TaskError(f"{self.where}: bad prompt template {template!r}: {exc}") from None
 
     def _user_text(self, row: dict) -> str:
         text = self._format(self.spec.prompt.template, row)
@@ -280,16 +280,16 @@ def load_spec_suite(path: str, *, data_root: str | None = None) -> SpecSuite:
 
     p = Path(path)
     if not p.exists():
-        raise SuiteError(f"suite spec {path!r} does not exist")
+        raise TaskError(f"suite spec {path!r} does not exist")
     spec = load_config(SuiteSpec, p)
     if spec.type not in ("custom", "rag_qa"):
-        raise SuiteError(f"{path}: type must be custom or rag_qa, got {spec.type!r}")
+        raise TaskError(f"{path}: type must be custom or rag_qa, got {spec.type!r}")
     if not spec.data and not (spec.hub and spec.hub.id):
-        raise SuiteError(f"{path}: give `data: FILE.jsonl` or `hub: {{id: ...}}`")
+        raise TaskError(f"{path}: give `data: FILE.jsonl` or `hub: {{id: ...}}`")
     if spec.prompt.style not in ("chat", "plain"):
-        raise SuiteError(f"{path}: prompt.style must be chat or plain, got {spec.prompt.style!r}")
+        raise TaskError(f"{path}: prompt.style must be chat or plain, got {spec.prompt.style!r}")
     if not spec.metrics:
-        raise SuiteError(f"{path}: metrics must name at least one reward or exact_match/f1")
+        raise TaskError(f"{path}: metrics must name at least one reward or exact_match/f1")
     if spec.type == "custom":
         from rewards.base import get
 

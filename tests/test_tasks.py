@@ -1,0 +1,48 @@
+"""One task layer for train and eval: the prompt a model is trained on is, byte for byte,
+the prompt it is evaluated on, for every task; and there is one loader per data set."""
+
+from __future__ import annotations
+
+import pytest
+
+from eval.suites import load_suite
+from train.config import DataConfig, ModelConfig
+from train.data import load_rows, to_prompts
+
+TASKS = ["gsm8k", "math500", "aime24", "amc23", "humaneval", "reasoning_gym:basic_arithmetic"]
+
+
+@pytest.mark.parametrize("name", TASKS)
+@pytest.mark.parametrize("chat", [True, False], ids=["chat", "plain"])
+def test_train_prompts_are_the_eval_prompts(name, chat, shared_data):
+    data = DataConfig(source=name, split="test", shared_dir=str(shared_data), shuffle=False,
+                      options={"size": 20, "seed": 42} if name.startswith("reasoning_gym") else {})
+    train_rows = to_prompts(load_rows(data)[:20], data, ModelConfig(chat=chat), tokenizer=None)
+    suite = load_suite(name, data_root=str(shared_data))
+    eval_rows = suite.load(limit=20)
+    assert len(train_rows) == len(eval_rows) > 0
+    for tr, ev in zip(train_rows, eval_rows):
+        expected = suite.prompt(ev)
+        if not chat:  # a model without a chat template gets the messages' text, in order
+            expected = "\n\n".join(m["content"] for m in expected)
+        assert tr["prompt"] == expected
+
+
+def test_a_custom_template_is_still_honoured(shared_data):
+    data = DataConfig(source="gsm8k", split="test", shared_dir=str(shared_data), shuffle=False, template="Q: {question}\nA:")
+    row = to_prompts(load_rows(data)[:1], data, ModelConfig(chat=False), tokenizer=None)[0]
+    assert row["prompt"].startswith("Q: ") and row["prompt"].endswith("\nA:")
+
+
+def test_one_loader_per_data_set():
+    """The data sets are loaded in tasks/ only: train and eval hold no loaders of their own."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for pkg in ("train", "eval"):
+        for path in (root / pkg).rglob("*.py"):
+            text = path.read_text()
+            for needle in ("gsm8k/test.jsonl", "math500/test.jsonl", "read_problems(", "reasoning_gym.create_dataset"):
+                if needle == "reasoning_gym.create_dataset" and path.name == "data.py" and pkg == "train":
+                    continue  # the task's own settings are passed through to reasoning-gym
+                assert needle not in text, f"{path.relative_to(root)} loads a data set itself ({needle})"
