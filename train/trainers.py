@@ -202,6 +202,11 @@ def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")
 
 
+def process_rank() -> int:
+    """This process's rank when launched by torchrun / accelerate (RANK), else 0."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
 def is_run_dir(path: Path) -> bool:
     return any((path / name).exists() for name in RUN_FILES)
 
@@ -244,8 +249,10 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
         from train.scoring import RewardSet
 
         RewardSet(cfg.rewards, cfg.rewards_backend)  # an unknown reward fails now, before a model is loaded or a file written
-    _claim_out(out, resume=resume, fresh=fresh)
-    run_dir = RunDir(out, to_dict(cfg))
+    rank = process_rank()  # under torchrun/accelerate: only rank 0 writes the run directory
+    if rank == 0:
+        _claim_out(out, resume=resume, fresh=fresh)
+    run_dir = RunDir(out, to_dict(cfg) if rank == 0 else None)
     _seed_everything(cfg.seed)
     t0 = time.perf_counter()
     with quiet():
@@ -255,6 +262,8 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
             summary = _run_trl(trainer, cfg, run_dir, resume=resume, callbacks=callbacks or [], progress=progress)
     summary = {"trainer": trainer, "out": str(run_dir.path), "wall_seconds": round(time.perf_counter() - t0, 2),
                **summary, **_curve_summary(run_dir, trainer)}
+    if rank != 0:
+        return {**summary, "rank": rank}
     if cfg.logging.plot:
         keys = ["reward", "kl"] if trainer in RL_TRAINERS else ["loss", "eval_loss", "rewards/accuracies", "accuracy"]
         plot = run_dir.plot(keys)
@@ -338,7 +347,8 @@ def _resume_point(run: RunDir, resume: bool) -> str | None:
     state = last / "trainer_state.json"
     if not state.exists():
         raise ConfigError(f"--resume: {last} has no trainer_state.json; delete it to resume from an earlier one")
-    _truncate_metrics(run, json.loads(state.read_text())["global_step"])
+    if process_rank() == 0:
+        _truncate_metrics(run, json.loads(state.read_text())["global_step"])
     return str(last)
 
 
@@ -377,7 +387,7 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
     if evaluate_gen:
         eval_rows = held_rows if trainer == "grpo" else data.to_prompts(held_rows, cfg.data, cfg.model, tok)
         before_path = run.path / "eval_before.json"
-        if cfg.eval.before and not before_path.exists():
+        if cfg.eval.before and not before_path.exists() and process_rank() == 0:
             atomic_write_json(before_path, evaluate(model, tok, eval_rows, cfg))
 
     common = dict(args=args, train_dataset=to_dataset(train_rows), processing_class=tok, peft_config=peft,
@@ -428,7 +438,7 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
         summary["model"] = str(final)
     if held_rows and trainer in ("dpo", "reward", "sft"):
         summary["eval_after"] = _clean(tr.evaluate())
-    if evaluate_gen:
+    if evaluate_gen and process_rank() == 0:
         after = evaluate(tr.model, tok, eval_rows, cfg)
         atomic_write_json(run.path / "eval_after.json", after)
         before = json.loads((run.path / "eval_before.json").read_text()) if (run.path / "eval_before.json").exists() else None
