@@ -46,3 +46,19 @@ def test_one_loader_per_data_set():
                 if needle == "reasoning_gym.create_dataset" and path.name == "data.py" and pkg == "train":
                     continue  # the task's own settings are passed through to reasoning-gym
                 assert needle not in text, f"{path.relative_to(root)} loads a data set itself ({needle})"
+
+
+def test_one_passage_format_for_grounded_training_rollouts_and_rag_eval():
+    """Grounded training prompts, search rollouts and RAG QA evaluation number passages
+    with the one formatter (tasks.passages), so they cannot drift apart."""
+    from tasks.passages import format_passages, grounded_prompt
+    from train.grounding import DEFAULT_TEMPLATE
+
+    assert format_passages(["a  b", "c\nd"]) == "[1] a b\n\n[2] c d"
+    assert format_passages(["x" * 10], start=3, max_chars=4, sep="\n") == "[3] xxxx"
+    assert grounded_prompt("Q?", ["p"]) == grounded_prompt("Q?", ["p"], DEFAULT_TEMPLATE)
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for path in [*(root / "train").rglob("*.py"), *(root / "eval").rglob("*.py")]:
+        assert 'f"[{' not in path.read_text(), f"{path.name} numbers passages itself"

@@ -69,4 +69,4 @@ def test_bad_template_and_missing_question_are_user_errors(index_dir):
     custom = "Sources:\n{context}\nQ: {question}\nA:"
     out = build_grounded_prompts([{"prompt": "penguins"}], index_dir, k=1, template=custom)
     assert out[0]["prompt"].startswith("Sources:\n[1] ") and out[0]["prompt"].endswith("Q: penguins\nA:")
-    assert "{context}" in DEFAULT_TEMPLATE
+    assert "{passages}" in DEFAULT_TEMPLATE and "{question}" in DEFAULT_TEMPLATE

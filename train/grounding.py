@@ -16,12 +16,9 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from core.errors import UserError
+from tasks.passages import GROUNDED_TEMPLATE, grounded_prompt
 
-DEFAULT_TEMPLATE = (
-    "Answer the question using the numbered sources below. Cite each source you use by its "
-    "number in brackets, like [1].\n\n{context}\n\nQuestion: {question}"
-)
-SOURCE_TEMPLATE = "[{n}] {text}"
+DEFAULT_TEMPLATE = GROUNDED_TEMPLATE  # the one grounded prompt (tasks.passages), as RAG QA evaluation asks it
 
 
 class GroundingError(UserError, ValueError):
@@ -42,18 +39,14 @@ def question_of(row: dict, i: int) -> str:
     raise GroundingError(f"row {i}: no question to retrieve for (needs a 'question' or a 'prompt' field)")
 
 
-def format_sources(texts: Sequence[str], source_template: str = SOURCE_TEMPLATE) -> str:
-    return "\n\n".join(source_template.format(n=n, text=" ".join(t.split())) for n, t in enumerate(texts, 1))
-
-
 def ground_rows(rows: Sequence[dict], retrieve_many: Callable[[list[str], int], list[list[Any]]], k: int,
                 template: str | None = None) -> list[dict]:
     """The core, over any retriever: `retrieve_many(questions, k)` -> per question a list of hits
     (objects with `.chunk.text/.doc_id/.id/.start/.end` and `.score`, as rag.Hit)."""
     template = template or DEFAULT_TEMPLATE
-    for field in ("{context}", "{question}"):
-        if field not in template:
-            raise GroundingError(f"grounding template must contain {field}: {template[:80]!r}")
+    if "{question}" not in template or ("{context}" not in template and "{passages}" not in template):
+        raise GroundingError(f"grounding template must contain {{passages}} (or {{context}}) and {{question}}: "
+                             f"{template[:80]!r}")
     if k < 1:
         raise GroundingError(f"k must be >= 1, got {k}")
     questions = [question_of(r, i) for i, r in enumerate(rows)]
@@ -61,7 +54,7 @@ def ground_rows(rows: Sequence[dict], retrieve_many: Callable[[list[str], int], 
     out = []
     for row, question, hits in zip(rows, questions, hit_lists):
         texts = [h.chunk.text for h in hits]
-        rendered = template.replace("{context}", format_sources(texts)).replace("{question}", question)
+        rendered = grounded_prompt(question, texts, template)
         new = dict(row)
         prompt = row.get("prompt")
         if isinstance(prompt, list):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, Sequence
 
 from core.config import ConfigError
+from tasks.passages import format_passages
 
 if TYPE_CHECKING:
     import torch
@@ -170,8 +171,8 @@ class SearchRollout:
         if not passages:
             body = "No results." if query.strip() else "Empty query."
         else:
-            body = "\n".join(f"[{start_number + n}] {' '.join(p.text.split())[: self.config.max_passage_chars]}"
-                             for n, p in enumerate(passages))
+            body = format_passages([p.text for p in passages], start=start_number,
+                                   max_chars=self.config.max_passage_chars, sep="\n")
         return self.config.information_template.replace("{passages}", body), passages
 
     def generate(self, model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 1.0,

@@ -31,6 +31,7 @@ from core.errors import UserError
 from eval import metrics as M
 from tasks.base import Scored, Task, TaskError, reward_scores
 from tasks.data import TaskDataError, load_hub, read_jsonl, require_fields
+from tasks.passages import grounded_prompt
 
 BUILTIN_METRICS = ("exact_match", "f1")
 
@@ -99,8 +100,6 @@ class SuiteSpec:
     """rag_qa: field with the gold document id (or ids), for retrieval recall@k."""
 
 
-RAG_INSTRUCTION = ("Answer the question using only the numbered context passages. Answer in a few words, "
-                   "then cite the passage you used as [n].")
 
 
 class SpecSuite(Task):
@@ -178,8 +177,7 @@ class SpecSuite(Task):
     def _user_text(self, row: dict) -> str:
         text = self._format(self.spec.prompt.template, row)
         if self.spec.type == "rag_qa":
-            ctx = "\n\n".join(f"[{i}] {c}" for i, c in enumerate(row["contexts"], 1))
-            text = f"{RAG_INSTRUCTION}\n\nContext:\n{ctx}\n\nQuestion: {text}"
+            text = grounded_prompt(text, row["contexts"])  # the prompt grounded training uses
         return text
 
     def _answer_text(self, row: dict) -> str:

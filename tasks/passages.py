@@ -1,0 +1,36 @@
+"""Retrieved passages in a prompt: one formatter for every grounded prompt.
+
+Grounded training prompts (`train.grounding`), search-in-the-loop rollouts
+(`train.rollouts`, inside ``<information>`` blocks) and RAG QA evaluation
+(`eval.suites.spec`, and the knowledge-world task) all number passages the same way,
+``[1] text``, with whitespace collapsed, and ask the same question the same way -- so a
+model trained to cite ``[n]`` is evaluated on exactly the format it learned.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+GROUNDED_INSTRUCTION = (
+    "Answer the question using only the numbered passages below. Answer in a few words, then cite "
+    "each passage you used by its number in brackets, like [1]. If the passages do not give the "
+    "answer, say that they do not say."
+)
+GROUNDED_TEMPLATE = "{instruction}\n\n{passages}\n\nQuestion: {question}"
+
+
+def format_passages(texts: Sequence[str], *, start: int = 1, max_chars: int | None = None, sep: str = "\n\n") -> str:
+    """``[start] text`` for each passage, whitespace collapsed, each cut to `max_chars`."""
+    out = []
+    for n, text in enumerate(texts, start):
+        flat = " ".join(str(text).split())
+        out.append(f"[{n}] {flat[:max_chars] if max_chars else flat}")
+    return sep.join(out)
+
+
+def grounded_prompt(question: str, passages: Sequence[str], template: str = GROUNDED_TEMPLATE) -> str:
+    """The user message of a grounded prompt: instruction, numbered passages, question.
+    `template` may name {instruction}, {passages} (or {context}) and {question}."""
+    body = format_passages(passages)
+    return (template.replace("{instruction}", GROUNDED_INSTRUCTION).replace("{passages}", body)
+            .replace("{context}", body).replace("{question}", question))
