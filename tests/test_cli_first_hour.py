@@ -157,6 +157,7 @@ def test_train_into_an_existing_run_is_refused(tmp_path, capsys):
     assert "give one of them" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fresh_replaces_the_run_and_training_prints_a_line_per_step(tmp_path, capsys):
     out = tmp_path / "run"
     _old_run(out)
@@ -170,6 +171,7 @@ def test_fresh_replaces_the_run_and_training_prints_a_line_per_step(tmp_path, ca
     assert len(lines) == 2 and lines[0].startswith("train: step 1/2  loss ") and lines[1].endswith(" s/step"), err
 
 
+@pytest.mark.slow
 def test_grpo_progress_names_each_reward_and_json_stays_one_object(tmp_path, capsys):
     args = ["train", "grpo", "--config", str(CONFIGS / "grpo-smoke.yaml"), "--set", "grpo.max_steps=2",
             "--set", "grpo.save_strategy=no", *QUICK]
@@ -246,6 +248,7 @@ def test_an_installed_entry_point_names_a_reward(tmp_path):
     assert mean == {"shouts": 0.0, "mentions_source": 0.5}, mean
 
 
+@pytest.mark.slow
 def test_a_training_config_imports_its_rewards(tmp_path, capsys, monkeypatch):
     import yaml
 
@@ -336,6 +339,7 @@ def test_generation_budget_is_cpu_sized_on_a_cpu(capsys):
 
 
 # ------------------------------------------------------------------------------ noise
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["reward", "dpo"])
 def test_training_says_what_assay_says_and_no_library_noise(tmp_path, trainer):
     proc = _assay(["train", trainer, "--config", str(CONFIGS / f"{trainer}-smoke.yaml"), "--out", str(tmp_path / "r"),

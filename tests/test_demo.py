@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains or runs a real model end to end (the fast loop: -m 'not slow')
+
 
 def test_demo_quick_end_to_end(tmp_path, repo_root):
     out = tmp_path / "demo"

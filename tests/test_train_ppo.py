@@ -25,6 +25,8 @@ from train.ppo import (
 )
 from train.runs import RunDir
 
+pytestmark = pytest.mark.slow  # trains or runs a real model end to end (the fast loop: -m 'not slow')
+
 T = torch.tensor
 
 

@@ -9,6 +9,8 @@ import torch
 
 from train.rollouts import Passage, SearchConfig, SearchRollout, make_search_rollout
 
+pytestmark = pytest.mark.slow  # trains or runs a real model end to end (the fast loop: -m 'not slow')
+
 CORPUS = [
     "A wing stalls when the angle of attack exceeds the critical angle and the flow separates.",
     "Penguins are flightless birds of the southern hemisphere.",

@@ -16,6 +16,8 @@ import pytest
 
 from train.trainers import run
 
+pytestmark = pytest.mark.slow  # trains or runs a real model end to end (the fast loop: -m 'not slow')
+
 CONFIGS = Path(__file__).resolve().parent.parent / "data" / "configs"
 
 
