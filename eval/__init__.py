@@ -13,7 +13,16 @@ Front door (lazy, so `import eval` stays cheap):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what editors and type checkers see; nothing loads at run time
+    from eval.generation import GenerationConfig, Generator  # noqa: F401
+    from eval.metrics import pass_at_k  # noqa: F401
+    from eval.report import compare  # noqa: F401
+    from eval.runner import run, score  # noqa: F401
+    from eval.suites import load_suite, suite_names  # noqa: F401
 
 _LAZY = {
     "run": ("eval.runner", "run"),
@@ -29,11 +38,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'eval' has no attribute {name!r}") from None
-    import importlib
-
-    return getattr(importlib.import_module(module), attr)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

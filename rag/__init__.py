@@ -12,8 +12,18 @@ sentence-transformers) load lazily, on first use; so do the names below.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what editors and type checkers see; nothing loads at run time
+    from rag.bm25 import BM25Config, BM25Index, Tokenizer  # noqa: F401
+    from rag.chunking import ChunkConfig, Chunker, chunk_text  # noqa: F401
+    from rag.dense import DenseConfig, DenseIndex  # noqa: F401
+    from rag.documents import Chunk, Document, Hit, LoadError, load_sources  # noqa: F401
+    from rag.embeddings import Embedder, EmbeddingCache  # noqa: F401
+    from rag.fusion import FusionConfig, fuse  # noqa: F401
+    from rag.index import Index, IndexConfig, IndexDirectoryError  # noqa: F401
 
 _LAZY = {
     "Document": "rag.documents",
@@ -41,14 +51,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rag' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -17,7 +17,31 @@ Imports nothing else of assay and never imports torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any  # noqa: F401
+
+from core.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what editors and type checkers see; nothing loads at run time
+    from rewards.base import (  # noqa: F401
+        RewardError,
+        RewardResult,
+        get,
+        import_modules,
+        names,
+        register,
+    )
+    from rewards.code_extraction import extract_program  # noqa: F401
+    from rewards.compose import (  # noqa: F401
+        ScoreConfig,
+        ScoreReport,
+        completion_text,
+        parse_spec,
+        reward_weights,
+        score,
+        trl_reward_funcs,
+    )
+    from rewards.math import verify  # noqa: F401
+    from rewards.verl import compute_score as verl_compute_score  # noqa: F401
 
 _LAZY = {
     "score": ("rewards.compose", "score"),
@@ -48,13 +72,4 @@ def extract_answer(text: str, lenient: bool = False) -> str | None:
     return _extract(text, lenient=lenient).answer
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'rewards' has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.lazy import lazy_exports
+
 if TYPE_CHECKING:  # editors and type checkers see the names; nothing heavy loads at import
     from tasks.base import Scored as Scored
     from tasks.base import Task as Task
@@ -78,9 +80,4 @@ def is_task(name: str) -> bool:
     return name in _builtin() or (":" in name and prefix in ("reasoning_gym", "reasoning-gym", "rg", "mbpp", "stdio"))
 
 
-def __getattr__(name: str):
-    if name in ("Scored", "Task", "TaskError"):
-        import tasks.base
-
-        return getattr(tasks.base, name)
-    raise AttributeError(f"module 'tasks' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"Scored": "tasks.base", "Task": "tasks.base", "TaskError": "tasks.base"})

@@ -12,18 +12,17 @@ Front door (loads nothing heavy until called)::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from core.lazy import lazy_exports
 
-def run(trainer: str, config: Any, **kwargs: Any) -> dict:
-    """Train with `trainer` (sft, dpo, grpo, ppo, reward) from a config file, dict or RunConfig;
-    see `train.trainers.run` for the keywords (out, overrides, resume, callbacks)."""
-    from train.trainers import run as _run
+if TYPE_CHECKING:  # what editors and type checkers see; nothing loads at run time
+    from train.config import load_run_config  # noqa: F401
+    from train.trainers import run  # noqa: F401
 
-    return _run(trainer, config, **kwargs)
-
-
-def load_run_config(trainer: str, source: Any, overrides: list[str] | None = None):
-    from train.config import load_run_config as _load
-
-    return _load(trainer, source, overrides)
+_LAZY = {
+    "run": "train.trainers",  # run(trainer, config, *, out, overrides, resume, fresh, callbacks, progress)
+    "load_run_config": "train.config",
+}
+__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
