@@ -421,7 +421,7 @@ _BOUND = r"[^<>=\\]*(?:\\(?:frac|sqrt|pi|infty|dfrac)[^<>=]*)?"
 
 
 def _as_interval(s: str) -> str:
-    """``-2 \le x \le 7`` -> ``[-2, 7]``, ``x > 5`` -> ``(5, \infty)``; anything else as is."""
+    r"""``-2 \le x \le 7`` -> ``[-2, 7]``, ``x > 5`` -> ``(5, \infty)``; anything else as is."""
     t = s.replace(" ", "")
     ops = {"<": ("(", ")"), "\\le": ("[", "]")}
     m = re.fullmatch(rf"({_BOUND})(<|\\le)({_INTERVAL_NAME})(<|\\le)({_BOUND})", t)
@@ -439,7 +439,7 @@ def _as_interval(s: str) -> str:
 
 
 def answer_parts(answer: str) -> list[str]:
-    """The parts of a multi-part answer, each without its name: ``1, 2``, ``6 and 8``,
+    r"""The parts of a multi-part answer, each without its name: ``1, 2``, ``6 and 8``,
     ``\boxed{1}\boxed{2}``, ``(11,7) or (7,11)``, ``\{-12, -11\}``, ``-12;-11``,
     ``p=5,q=2;p=7,q=2`` (-> ``(5,2)``, ``(7,2)``). A single answer is one part."""
     s = clean_latex(answer)
