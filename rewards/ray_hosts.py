@@ -121,6 +121,9 @@ class RewardHost:
 
         self.node_id = ray.get_runtime_context().get_node_id()
         self.hostname = socket.gethostname()
+        import gc
+
+        gc.freeze()  # Ray's own objects out of every GC pass (scoring allocates many small ones)
 
     def load(self, modules: Sequence[str]) -> None:
         import importlib
@@ -183,7 +186,9 @@ def _remote_class(ray):
     global _REMOTE
     if _REMOTE is None:
         # Two calls at once: one chunk's tail overlaps the next one's start (the sandbox
-        # and the pool are thread-safe; the pool runs one batch at a time).
+        # and the pool are thread-safe; the pool runs one batch at a time). Only the code
+        # reward's chunks are sent two at a time: its work is in the sandbox's processes,
+        # while in-process work (math's fast path) would only contend for the GIL.
         _REMOTE = ray.remote(max_concurrency=2)(RewardHost)
     return _REMOTE
 
@@ -302,7 +307,7 @@ def score_on_ray(
     modules = _reward_modules(names)
     queue = deque((idx, 0) for idx in _chunks(_units(pairs, plain_rows), len(live) * max(1, config.chunks_per_host)))
     inflight: dict[Any, tuple[_Handle, list[int], int]] = {}
-    depth = max(1, config.chunks_per_host)
+    depth = max(1, config.chunks_per_host) if "code" in names else 1
 
     def fail(idx: list[int], reason: str) -> None:
         bad = RewardResult(0.0 if on_error == "zero" else None, reason)
