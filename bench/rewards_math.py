@@ -100,6 +100,27 @@ def run_open_r1(golds, completions):
     return out
 
 
+def run_timeouts(workers: int, rows: int = 6, timeout: float = 1.0) -> dict:
+    """Hanging items against the per-item timeout: wall time against rows x timeout /
+    workers plus the start-ups (one per worker started, measured here)."""
+    from rewards.workers import WorkerPool
+
+    pool = WorkerPool(workers)
+    t0 = time.perf_counter()
+    pool.warm()
+    start_up = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outs = pool.run("time:sleep", [3600] * rows, timeout=timeout)
+    wall = time.perf_counter() - t0
+    pool.close()
+    bound = rows * timeout / workers + pool.restarts / workers * start_up
+    print(f"\ntimeouts: {rows} hanging rows, {workers} workers, --timeout {timeout:g}: wall {wall:.1f}s; "
+          f"rows x timeout / workers + start-ups ({pool.restarts} x {start_up:.1f}s / {workers}) = {bound:.1f}s; "
+          f"all timed out: {all(o.error.startswith('timeout') for o in outs)}")
+    return {"rows": rows, "workers": workers, "timeout": timeout, "wall_s": wall, "start_up_s": start_up,
+            "restarts": pool.restarts, "bound_s": bound}
+
+
 def run_conformance(workers, pool) -> dict:
     """Agreement with the hand labels on unambiguous rows, false positives (a wrong answer
     credited) and false negatives (a right answer scored 0), per corpus and checker."""
@@ -233,7 +254,8 @@ def main(argv=None) -> int:
 
     # 1. conformance corpora: hand labels, four checkers side by side
     conformance = run_conformance(args.workers, pool)
-    result = {"conformance": conformance,
+    timeouts = run_timeouts(pool.size)
+    result = {"conformance": conformance, "timeouts": timeouts,
               "startup": {"math_verify_import_s": mv_import, "assay_pool_s": assay_start, "workers": pool.size},
               "sets": {}}
 

@@ -38,9 +38,12 @@ from typing import Any, Sequence
 # How many items a worker holds at once. More hides IPC latency; fewer means less work is
 # redone elsewhere after a kill. Items are ~1 ms of sympy each, a round trip ~50 us.
 PIPELINE_DEPTH = 8
-# Starting a worker imports sympy/math-verify (~1 s); this much extra time is granted to
-# a worker's first item so a cold start is never mistaken for a hung item.
+# Starting a worker imports sympy/math-verify (~1 s). A worker says "ready" once it has;
+# until then it has this long to start (its items' clocks have not started), after that
+# every item has exactly its own timeout -- start-up is never charged to an item, and a
+# replaced worker's start-up is never added to the next item's deadline.
 STARTUP_GRACE_S = 60.0
+READY = b"ready"
 
 
 @dataclass
@@ -66,7 +69,7 @@ class _Worker:
     inflight: deque = field(default_factory=deque)  # task indexes, oldest first
     head_since: float = 0.0  # when the head item started (approximately: last reply or send)
     started: float = 0.0
-    answered: bool = False  # has it produced anything yet (cold start grace)
+    ready: bool = False  # has it finished starting (imports done): item clocks run from then
     buf: bytes = b""
 
 
@@ -160,7 +163,7 @@ class WorkerPool:
                 for w in self._workers:
                     while pending and len(w.inflight) < depth:
                         i = pending.popleft()
-                        if not w.inflight:
+                        if not w.inflight and w.ready:
                             w.head_since = time.monotonic()
                         try:
                             w.proc.stdin.write(payloads[i])
@@ -195,7 +198,9 @@ class WorkerPool:
                         remaining -= self._drain(w, outcomes)  # it may have answered before dying
                     if w.inflight:
                         head = w.inflight.popleft()
-                        if late and not dead:
+                        if late and not dead and not w.ready:
+                            msg = f"worker start-up over {STARTUP_GRACE_S:g}s"
+                        elif late and not dead:
                             msg = f"timeout after {timeout:g}s"
                         else:
                             msg = f"worker died (exit {w.proc.returncode})"
@@ -213,8 +218,9 @@ class WorkerPool:
 
     @staticmethod
     def _deadline(w: _Worker, timeout: float) -> float:
-        grace = 0.0 if w.answered else STARTUP_GRACE_S
-        return w.head_since + timeout + grace
+        if not w.ready:
+            return w.started + STARTUP_GRACE_S  # starting: no item's clock runs yet
+        return w.head_since + timeout
 
     @staticmethod
     def _drain(w: _Worker, outcomes: list) -> int:
@@ -232,6 +238,10 @@ class WorkerPool:
             w.buf += chunk
         while b"\n" in w.buf:
             line, w.buf = w.buf.split(b"\n", 1)
+            if line == READY:
+                w.ready = True
+                w.head_since = time.monotonic()  # the head item's clock starts now
+                continue
             if not w.inflight:
                 continue  # a reply we no longer wait for
             i = w.inflight.popleft()
@@ -240,7 +250,6 @@ class WorkerPool:
                 outcomes[i] = TaskOutcome(True, value=reply["value"])
             else:
                 outcomes[i] = TaskOutcome(False, error=reply.get("error", "unknown error"))
-            w.answered = True
             w.head_since = time.monotonic()
             done += 1
         return done
@@ -290,6 +299,14 @@ def _resolve(job: str, cache: dict) -> Any:
 def _serve() -> None:
     jobs: dict[str, Any] = {}
     out = sys.stdout.buffer
+    # The slow part of starting (sympy, math-verify) happens before "ready", on the
+    # start-up budget, not on the first item's timeout.
+    try:
+        importlib.import_module("rewards.math_symbolic")
+    except Exception:  # noqa: BLE001 - a job that needs it will say why
+        pass
+    out.write(READY + b"\n")
+    out.flush()
     for line in sys.stdin.buffer:
         try:
             task = json.loads(line)

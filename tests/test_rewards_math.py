@@ -211,3 +211,24 @@ def test_huge_numerals_are_compared_as_text_quickly():
     res = score_math([f"\\boxed{{{big}}}", f"\\boxed{{{big}8}}"], [{"answer": big}, {"answer": big}], timeout=5)
     assert [r.score for r in res] == [1.0, 0.0]
     assert "compared as text" in res[1].reason
+
+
+def test_timeout_bounds_each_item_and_start_up_is_paid_once_per_worker():
+    """Issue 13, item 6: every item that landed on a fresh worker used to get the 60 s
+    start-up grace too (3 hanging rows at --timeout 1 took 183 s). Now start-up runs on
+    its own budget, before any item's clock starts: the batch costs about rows x timeout
+    plus one start-up per worker started, as a ratio of the measured start-up."""
+    from rewards.workers import WorkerPool
+
+    pool = WorkerPool(1)
+    t0 = time.monotonic()
+    pool.warm()  # one cold start, measured
+    start_up = time.monotonic() - t0
+    t0 = time.monotonic()
+    outs = pool.run("time:sleep", [3600, 3600, 3600], timeout=1.0)
+    elapsed = time.monotonic() - t0
+    pool.close()
+    assert [o.error for o in outs] == ["timeout after 1s"] * 3
+    assert pool.restarts == 3
+    # 3 items x 1 s, and a replacement start-up after each kill (3), with room for a slow VM.
+    assert elapsed < 2 * (3 * 1.0 + 3 * start_up) + 2, (elapsed, start_up)
