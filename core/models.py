@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import atomic_dir
 
 
 class ModelError(UserError, ValueError):
@@ -200,16 +199,9 @@ def _safetensors_from_gguf(gguf_path: Path, logical: str) -> Path:
     plain.tie_weights()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{logical}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:  # a killed conversion leaves no half folder behind
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)  # atomic: a killed conversion leaves no half folder behind
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -321,9 +313,7 @@ def build_tiny_causal_lm(path: str | Path, *, seed: int = 0, hidden_size: int = 
         pad_token_id=tokenizer.pad_token_id,
     )
     model = LlamaForCausalLM(config)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent if path.parent.exists() else None))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(tmp), str(path))
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return path

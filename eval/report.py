@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
-from core.files import atomic_open, atomic_write_json, atomic_write_text
+from core.files import atomic_dir, atomic_open, atomic_write_json, atomic_write_text
 
 HEADLINE_ORDER = ("accuracy", "strict_match", "flexible_extract", "exact_match", "f1", "supported", "recall@k")
 
@@ -40,14 +40,15 @@ def _k_of(name: str) -> int:
 
 
 def write_run(out: Path, suite, summary: dict, recs: list[dict]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "samples.jsonl") as fh:
-        for r in recs:
-            fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
-    plots = write_plots(out, summary, recs)
-    summary["plots"] = [str(p.relative_to(out)) for p in plots]
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "report.md", markdown_report(summary, recs, suite.description))
+    """The run directory, replaced as a whole: an interrupted write leaves the old one."""
+    with atomic_dir(out) as tmp:
+        with atomic_open(tmp / "samples.jsonl") as fh:
+            for r in recs:
+                fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        plots = write_plots(tmp, summary, recs)
+        summary["plots"] = [str(p.relative_to(tmp)) for p in plots]
+        atomic_write_json(tmp / "summary.json", summary)
+        atomic_write_text(tmp / "report.md", markdown_report(summary, recs, suite.description))
 
 
 def write_index(out: Path, summaries: dict[str, dict], dirs: dict[str, str]) -> None:

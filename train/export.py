@@ -10,12 +10,10 @@ temporary sibling and renamed, so OUT is complete or absent.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import atomic_dir
 
 
 class ExportError(UserError, ValueError):
@@ -58,14 +56,7 @@ def export_merged(adapter: str | Path, out: str | Path, *, base: str | None = No
         hf_logging.set_verbosity(level)
     tok_src = adapter if (adapter / "tokenizer_config.json").exists() else base_path
     tok = AutoTokenizer.from_pretrained(str(tok_src))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -26,12 +26,10 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import resource
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from core.config import ConfigError
 from core.errors import UserError
+from core.files import atomic_dir
 
 if TYPE_CHECKING:  # heavy imports stay inside functions
     import torch
@@ -341,9 +340,7 @@ def _save_checkpoint(run: "RunDir", step: int, policy, tokenizer, value_head: Va
     from safetensors.torch import save_file
 
     final = run.checkpoint_dir(step)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with atomic_dir(final) as tmp:
         policy.save_pretrained(tmp / "policy", safe_serialization=True)
         tokenizer.save_pretrained(tmp / "policy")
         save_file({k: v.detach().cpu().contiguous() for k, v in value_head.linear.state_dict().items()}, tmp / "value_head.safetensors")
@@ -357,12 +354,6 @@ def _save_checkpoint(run: "RunDir", step: int, policy, tokenizer, value_head: Va
         meta = {"step": step, "param_groups": opt["param_groups"], "state": state, "config": asdict(config),
                 "python_rng": repr(random.getstate())}
         (tmp / "trainer_state.json").write_text(json.dumps(meta, default=str), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if config.save_total_limit > 0:
         done = sorted(p for p in final.parent.iterdir() if p.is_dir() and not p.name.startswith("."))
         for old in done[: -config.save_total_limit]:
