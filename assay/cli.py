@@ -70,13 +70,21 @@ class CliError(UserError):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: `assay index: error: argument --k: must be an integer
+    >= 1, got '0'` and exit status 2 (the usage is one `--help` away)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from eval.cli import register as register_eval
     from rag.cli import register as register_rag
     from rewards.cli import register as register_rewards
     from train.cli import register as register_train
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="assay",
         description="assay: index corpora, score outputs with verifiers, train "
         "retrieval-grounded models, run benchmark suites.",

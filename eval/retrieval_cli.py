@@ -13,6 +13,7 @@ import json
 import sys
 
 from core.errors import UserError
+from core.options import NON_NEGATIVE_INT, POSITIVE_INT
 
 
 def register(esub: argparse._SubParsersAction) -> None:
@@ -40,14 +41,14 @@ def register(esub: argparse._SubParsersAction) -> None:
                    help="reranker weight for --rerank-combine rrf/convex")
     p.add_argument("--hyde", action="store_true", help="HyDE for the dense side (SmolLM2-135M-Instruct by default)")
     p.add_argument("--hyde-model", default=None, metavar="M", help="HyDE model name, path or hub id")
-    p.add_argument("--k", type=int, default=100, help="documents retrieved per query (default: 100)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N judged queries")
+    p.add_argument("--k", type=POSITIVE_INT, default=100, help="documents retrieved per query (default: 100)")
+    p.add_argument("--limit", type=POSITIVE_INT, default=None, metavar="N", help="evaluate only the first N judged queries")
     p.add_argument("--split", choices=("all", "dev", "test"), default="all",
                    help="all judged queries, or the seeded dev/test half (see --split-seed)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the dev/test split (default: 0)")
     p.add_argument("--embedder", default=None, help="embedder for a new index (default: all-MiniLM-L6-v2)")
-    p.add_argument("--chunk-size", type=int, default=None, help="chunk size for a new index")
-    p.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap for a new index")
+    p.add_argument("--chunk-size", type=POSITIVE_INT, default=None, help="chunk size for a new index")
+    p.add_argument("--chunk-overlap", type=NON_NEGATIVE_INT, default=None, help="chunk overlap for a new index")
     p.add_argument("--fusion", choices=("rrf", "convex"), default=None, help="hybrid fusion method (default: the index's)")
     p.add_argument("--rrf-k", type=int, default=None, help="RRF constant k")
     p.add_argument("--normalization", choices=("minmax", "zscore"), default=None,

@@ -206,6 +206,10 @@ def join_predictions(suite: Suite, preds: list[dict], source: str) -> tuple[list
             if found is None:
                 raise TaskDataError(f"{source}:{line}: {key} {p[key]!r} is not in suite {suite.name!r}")
             p = {**found, **p}
+        bad = [f for f in suite.fields if p.get(f) is None or isinstance(p.get(f), dict)]
+        if bad:  # a null or object gold would score as a silent 0
+            kind = "null" if p.get(bad[0]) is None else "an object"
+            raise TaskDataError(f"{source}:{line}: field {bad[0]!r} is {kind}")
         rows.append(p)
         completions.append(cs)
     return rows, completions

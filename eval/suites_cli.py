@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core.errors import UserError
+from core.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_INT
 
 # A CPU generates a few dozen tokens per second with a small model: reasoning-length budgets
 # (2048) are for GPUs. The CPU default caps the suite's own budget.
@@ -39,17 +40,17 @@ def register(esub: argparse._SubParsersAction) -> None:
                    help="gsm8k, math500, aime24, amc23, humaneval, reasoning_gym:TASK, mbpp:FILE, stdio:FILE "
                    "or a YAML spec (see `assay eval suites`)")
     p.add_argument("--model", "-m", required=True, help="model name, local path or hub id")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each suite")
-    p.add_argument("--samples", "-k", type=int, default=1, help="completions per item (for pass@k, maj@k); default 1")
+    p.add_argument("--limit", type=POSITIVE_INT, default=None, help="evaluate only the first N items of each suite")
+    p.add_argument("--samples", "-k", type=POSITIVE_INT, default=1, help="completions per item (for pass@k, maj@k); default 1")
     p.add_argument("--out", default=None, help="run directory (default: runs/eval/<model>-<time>)")
-    p.add_argument("--max-new-tokens", type=int, default=None,
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=None,
                    help=f"generation budget per completion (default on a GPU: the suite's, else 2048; "
                    f"on a CPU: at most {CPU_MAX_NEW_TOKENS}, which keeps a 135M model at seconds per item)")
-    p.add_argument("--temperature", type=float, default=None,
+    p.add_argument("--temperature", type=NON_NEGATIVE_FLOAT, default=None,
                    help="sampling temperature (default 0 = greedy; 0.8 when --samples > 1)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0)")
-    p.add_argument("--top-k", type=int, default=0, help="top-k sampling (default 0 = off)")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per generation batch (default 8)")
+    p.add_argument("--top-k", type=NON_NEGATIVE_INT, default=0, help="top-k sampling (default 0 = off)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=8, help="prompts per generation batch (default 8)")
     p.add_argument("--stop", action="append", default=[], help="extra stop string (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--backend", choices=("auto", "transformers", "vllm"), default="auto",

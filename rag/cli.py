@@ -7,6 +7,7 @@ import json
 import sys
 
 from core.errors import UserError
+from core.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_INT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,21 +23,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, directories or .jsonl corpora")
     p.add_argument("--index", required=True, metavar="DIR", help="index directory")
-    p.add_argument("--chunk-size", type=int, default=None, help="largest chunk (default 1000)")
-    p.add_argument("--chunk-overlap", type=int, default=None, help="overlap between chunks (default 200)")
+    p.add_argument("--chunk-size", type=POSITIVE_INT, default=None, help="largest chunk (default 1000)")
+    p.add_argument("--chunk-overlap", type=NON_NEGATIVE_INT, default=None, help="overlap between chunks (default 200)")
     p.add_argument("--chunk-unit", choices=["chars", "tokens"], default=None,
                    help="measure chunks in characters or embedder tokens (default chars)")
     p.add_argument("--embedder", default=None, help="sentence-transformers model (default all-MiniLM-L6-v2)")
     p.add_argument("--faiss", choices=["flat", "hnsw", "ivfpq"], default=None,
                    help="dense index type (default flat = exact)")
-    p.add_argument("--batch-size", type=int, default=None, help="embedding batch size (default 32)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=None, help="embedding batch size (default 32)")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk embedding cache")
     p.add_argument("--rebuild", action="store_true",
                    help="rebuild from scratch (needed to change embedder or chunking, or to repair a "
                    "damaged index, even one whose manifest.json is gone)")
     p.add_argument("--verify", action="store_true",
                    help="hash every file of the index against its checksums first (without PATHs: only that)")
-    p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--lock-timeout", type=NON_NEGATIVE_FLOAT, default=None, metavar="SECONDS",
                    help="how long to wait while another process writes the index "
                    "(default $ASSAY_INDEX_LOCK_TIMEOUT or 600)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("search", help="search an index (BM25, dense or hybrid; optional rerank/HyDE)")
     s.add_argument("query", nargs="?", help="the query text")
     s.add_argument("--index", required=True, metavar="DIR", help="index directory")
-    s.add_argument("--k", type=int, default=10, help="number of results (default 10)")
+    s.add_argument("--k", type=POSITIVE_INT, default=10, help="number of results (default 10)")
     s.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid", help="default hybrid")
     s.add_argument("--rerank", nargs="?", const="llm", default=None, metavar="KIND",
                    help="rerank the top candidates (llm [default] or cross-encoder); "
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--hyde", action="store_true", help="embed a hypothetical answer passage (HyDE)")
     s.add_argument("--fusion", choices=["rrf", "convex"], default=None, help="hybrid fusion method")
     s.add_argument("--embedder", default=None, help="fail unless the index was built with this embedder")
-    s.add_argument("--snippet", type=int, default=160, help="snippet width in characters (default 160)")
+    s.add_argument("--snippet", type=NON_NEGATIVE_INT, default=160, help="snippet width in characters (default 160)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     add_arguments(s)
     s.set_defaults(handler=_search)
@@ -164,7 +165,6 @@ def _search(args: argparse.Namespace) -> int:
     args.query, args.rerank = _query_and_rerank(args.query, args.rerank)
     from rag.documents import snippet
     from rag.index import Index
-
     from rag.qdrant_store import search_location
 
     index = Index.open(args.index, embedder=args.embedder, location=search_location(args, args.index))

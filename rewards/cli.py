@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.options import POSITIVE_FLOAT, POSITIVE_INT
+
 CHUNK = 512  # rows scored per call (progress granularity)
 
 
@@ -32,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", required=True, help="JSONL file, one row per completion")
     p.add_argument("--output", help="write scored rows here (JSONL, written atomically)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument("--workers", type=int, default=None, help="worker processes for heavy rewards (default: cores)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per item for heavy rewards (default: per reward)")
+    p.add_argument("--workers", type=POSITIVE_INT, default=None, help="worker processes for heavy rewards (default: cores)")
+    p.add_argument("--timeout", type=POSITIVE_FLOAT, default=None, help="seconds per item for heavy rewards (default: per reward)")
     p.add_argument("--on-error", choices=("none", "zero"), default="none", help="score of a reward that raises (default none)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="score on reward hosts of a Ray cluster, one per node (ADDRESS, else $RAY_ADDRESS, "

@@ -24,6 +24,7 @@ absent, like TRL's nansum); it is None only when no reward applies.
 from __future__ import annotations
 
 import inspect
+import math
 import logging
 import time
 from collections import Counter
@@ -84,7 +85,9 @@ def parse_spec(spec: Spec) -> list[tuple[str, float]]:
     if not pairs:
         raise RewardError("no rewards named (e.g. --rewards math,format:0.2)")
     seen = set()
-    for name, _ in pairs:
+    for name, weight in pairs:
+        if not math.isfinite(weight):
+            raise RewardError(f"reward {name!r}: weight {weight!r} is not a finite number (the total would be {weight})")
         get(name)  # raises with the list of known names
         if name in seen:
             raise RewardError(f"reward {name!r} named twice")
@@ -191,6 +194,22 @@ def check_fields(names: Iterable[str], rows: Sequence[Mapping], *, where: Callab
             for i, row in enumerate(rows):
                 if fld not in row:
                     raise RewardError(f"{where(i)}: missing field {fld!r} (needed by reward {name!r})")
+                value = row[fld]
+                # A null or an object where a gold value belongs would score as a silent 0.
+                if value is None or isinstance(value, Mapping):
+                    kind = "null" if value is None else "an object"
+                    raise RewardError(f"{where(i)}: field {fld!r} is {kind} (reward {name!r} needs a string, "
+                                      f"number or list)")
+
+
+def check_completions(completions: Sequence[Any], *, where: Callable[[int], str] | None = None) -> None:
+    """Every completion is text or chat messages: a number or null is a mistake in the
+    input, never "no answer"."""
+    where = where or (lambda i: f"row {i}")
+    for i, c in enumerate(completions):
+        if not isinstance(c, (str, list, tuple, Mapping)):
+            kind = "null" if c is None else type(c).__name__
+            raise RewardError(f"{where(i)}: field 'completion' is {kind}; it must be a string or chat messages")
 
 
 def _accepts(fn: Callable, kw: str) -> bool:
@@ -341,6 +360,7 @@ def score(
     if len(completions) != len(rows):
         raise RewardError(f"{len(completions)} completions but {len(rows)} rows")
     check_fields([n for n, _ in pairs], rows, where=where)
+    check_completions(completions, where=where)
     texts = [completion_text(c) for c in completions]
     options = options or {}
     start = time.perf_counter()

@@ -49,6 +49,14 @@ class MathConfig:
     ``<information>...</information>`` -- are cut before extraction: a passage's ``#### 42``
     or boxed answer is not the model's answer."""
 
+    def __post_init__(self):
+        from rewards.base import RewardError
+
+        if self.timeout is not None and not (self.timeout > 0 and self.timeout < float("inf")):
+            raise RewardError(f"math.timeout must be a number of seconds > 0 (or None for no limit), got {self.timeout!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise RewardError(f"math.workers must be an integer >= 1 (or None: one per core), got {self.workers!r}")
+
 
 # --------------------------------------------------------------------------- extraction
 # Extraction lives in its own module (what the completion commits to); grading is here.

@@ -58,6 +58,11 @@ def require_fields(rows: Iterable[dict], fields: Sequence[str], source: str) -> 
         if missing:
             line = row.get("_line", i + 1)
             raise TaskDataError(f"{source}:{line}: missing field {missing[0]!r} (needs {', '.join(fields)})")
+        empty = [f for f in fields if row[f] is None or isinstance(row[f], dict)]
+        if empty:
+            line = row.get("_line", i + 1)
+            kind = "null" if row[empty[0]] is None else "an object"
+            raise TaskDataError(f"{source}:{line}: field {empty[0]!r} is {kind}")
 
 
 def load_hub(dataset_id: str, split: str, config: str | None = None) -> list[dict[str, Any]]:

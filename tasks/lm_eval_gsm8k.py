@@ -54,10 +54,11 @@ def _clean(text: str) -> str:
 
 def exact_match(extracted: str, gold_solution: str) -> float:
     """lm-eval's exact_match with gsm8k.yaml's options; the gold is the full solution."""
-    return 1.0 if _clean(extracted) == _clean(gold_solution) else 0.0
+    return 1.0 if _clean(extracted) == _clean(str(gold_solution)) else 0.0
 
 
 def gold_number(gold_solution: str) -> str:
     """The final answer of a GSM8K solution ("... #### 1,000" -> "1000")."""
-    _, sep, tail = gold_solution.rpartition("####")
-    return (tail if sep else gold_solution).strip().replace(",", "")
+    text = str(gold_solution)  # a bare number is its own answer
+    _, sep, tail = text.rpartition("####")
+    return (tail if sep else text).strip().replace(",", "")

@@ -15,6 +15,8 @@ import argparse
 import json
 import sys
 
+from core.options import NON_NEGATIVE_FLOAT, POSITIVE_INT
+
 TRAINER_HELP = {
     "sft": "supervised fine-tuning (TRL SFTTrainer)",
     "dpo": "direct preference optimization (TRL DPOTrainer; loss variants via dpo.loss_type)",
@@ -59,14 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     pr.add_argument("--model", default=None, help="model name/path (model.name)")
     pr.add_argument("--data", default=None, help="data source (data.source), e.g. gsm8k, reasoning_gym:basic_arithmetic")
-    pr.add_argument("--limit", type=int, default=None, help="use at most N prompts")
+    pr.add_argument("--limit", type=POSITIVE_INT, default=None, help="use at most N prompts")
     pr.add_argument("--rewards", default=None, help='reward spec, e.g. "math,format:0.2" (default: the config\'s, else math)')
-    pr.add_argument("--k", type=int, default=4, help="completions per prompt (default 4)")
-    pr.add_argument("--temperature", type=float, default=0.8)
-    pr.add_argument("--max-new-tokens", type=int, default=256)
+    pr.add_argument("--k", type=POSITIVE_INT, default=4, help="completions per prompt (default 4)")
+    pr.add_argument("--temperature", type=NON_NEGATIVE_FLOAT, default=0.8)
+    pr.add_argument("--max-new-tokens", type=POSITIVE_INT, default=256)
     pr.add_argument("--threshold", type=float, default=1.0, help="a completion passes when its total >= this (default 1)")
     pr.add_argument("--pairs-per-prompt", type=int, default=1)
-    pr.add_argument("--batch-size", type=int, default=8)
+    pr.add_argument("--batch-size", type=POSITIVE_INT, default=8)
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--out", required=True, help="output JSONL")
     pr.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core.errors import UserError
+from core.options import POSITIVE_FLOAT
 
 
 class SandboxCliError(UserError):
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = s.add_parser("run", help="run a Python program in the sandbox")
     r.add_argument("program", help="a Python file")
     r.add_argument("--stdin", help="file to feed on standard input (default: empty)")
-    r.add_argument("--timeout", type=float, default=5.0, help="wall-clock seconds (default 5)")
+    r.add_argument("--timeout", type=POSITIVE_FLOAT, default=5.0, help="wall-clock seconds (default 5)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(handler=run_program)
 
