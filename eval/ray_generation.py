@@ -98,7 +98,7 @@ class RayGenerator(Generator):
     def _ensure_actors(self) -> list[Any]:
         if self._actors:
             return self._actors
-        from rewards.ray_hosts import init_ray
+        from core.ray_cluster import init_ray
 
         rc = self.ray_config
         ray = init_ray(rc.address)

@@ -148,7 +148,7 @@ def embed_on_ray(sources: Iterable[Any], config: Any, ray_config: RayEmbedConfig
                  *, embedder: Embedder | None = None) -> tuple[Embedder, dict[str, Any]]:
     """Embed every chunk of `sources` not yet in the cache on the cluster; returns the
     driver's `Embedder` (its cache now holds them) and stats for the report."""
-    from rewards.ray_hosts import init_ray
+    from core.ray_cluster import init_ray
 
     rc = ray_config or RayEmbedConfig()
     t0 = time.perf_counter()
@@ -163,7 +163,7 @@ def embed_on_ray(sources: Iterable[Any], config: Any, ray_config: RayEmbedConfig
     stats: dict[str, Any] = {"files": len(items), "cached_before": len(known)}
     if not items:
         return embedder, {**stats, "chunks_sent": 0, "seconds": 0.0}
-    import ray.data
+    import ray.data  # noqa: F811 (the submodule, on the module init_ray returned)
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False

@@ -38,6 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from core.ray_cluster import init_ray
 from rewards.base import RewardError, RewardResult, get
 
 log = logging.getLogger("rewards")
@@ -67,30 +68,6 @@ class RayConfig:
     tasks; their worker processes are outside Ray's accounting anyway."""
     object_store_mb: int | None = None
     """Object store of a local Ray started here (None: Ray's default)."""
-
-
-def init_ray(address: str | None = None, *, object_store_mb: int | None = None, num_cpus: int | None = None):
-    """Join (or start) Ray once per process and return the `ray` module. A missing Ray or an
-    unreachable address is a one-line `RewardError`."""
-    try:
-        import ray
-    except ImportError:
-        raise RewardError("--ray needs Ray: pip install 'assay[ray]' (or: pip install 'ray[data]')") from None
-    if ray.is_initialized():
-        return ray
-    kwargs: dict[str, Any] = {"namespace": "assay", "logging_level": logging.WARNING, "log_to_driver": True}
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address in (None, "local"):
-        kwargs["include_dashboard"] = False
-        if object_store_mb:
-            kwargs["object_store_memory"] = int(object_store_mb) << 20
-        if num_cpus:
-            kwargs["num_cpus"] = int(num_cpus)
-    try:
-        ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise RewardError(f"cannot join the Ray cluster at {address or 'auto'}: {str(exc).splitlines()[0][:200]}") from None
-    return ray
 
 
 def _node_cores(ray, node_id: str) -> int:
