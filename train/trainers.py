@@ -19,12 +19,13 @@ import random
 import shutil
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, from_dict, to_dict
 from core.files import atomic_write_json
-from train.config import RL_TRAINERS, RunConfig, load_run_config, trl_config_class
+from train.config import RunConfig, load_run_config, trl_config_class
 from train.runs import RunDir
 
 
@@ -106,15 +107,45 @@ def trl_args(trainer: str, cfg: RunConfig, staging: Path, run: RunDir, *, has_ev
     kw.setdefault("save_total_limit", 2)
     if "gradient_checkpointing" not in kw and "activation_checkpointing" not in kw:
         kw["activation_checkpointing"] = device != "cpu"  # on a CPU it costs time and saves little
-    if has_eval and trainer in ("dpo", "reward", "sft"):
+    if has_eval and TRAINERS[trainer].eval_loss:
         kw.setdefault("eval_strategy", "steps")
         kw.setdefault("eval_steps", kw.get("save_steps", 50))
-    if trainer == "grpo":
+    if TRAINERS[trainer].trl_class == "GRPOTrainer":
         kw.setdefault("log_completions", False)  # assay writes its own samples.jsonl
     try:
         return trl_config_class(trainer)(**kw)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{trainer}: {exc}") from None
+
+
+# ------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class TrainerSpec:
+    """What differs between trainers, in one place: `run()` looks a trainer up here
+    instead of comparing its name in a dozen places."""
+
+    name: str
+    rows: str  # how rows are shaped: "sft" (prompt/completion), "preferences", "prompts"
+    head: str = "causal"  # "reward": a one-label classifier head on the same weights
+    eval_loss: bool = False  # TRL's evaluate() on the held-out rows, before and after
+    eval_generation: bool = False  # generate on held-out prompts and score them with the rewards
+    plot_keys: tuple[str, ...] = ("loss", "eval_loss", "rewards/accuracies", "accuracy")
+    curve_key: str = "loss"  # what "first 10 / last 10" in the summary is about
+    trl_class: str | None = None  # the TRL trainer; None: assay's own runner (PPO)
+
+    @property
+    def peft_task(self) -> str:
+        return "SEQ_CLS" if self.head == "reward" else "CAUSAL_LM"
+
+
+TRAINERS: dict[str, TrainerSpec] = {t.name: t for t in (
+    TrainerSpec("sft", rows="sft", eval_loss=True, eval_generation=True, trl_class="SFTTrainer"),
+    TrainerSpec("dpo", rows="preferences", eval_loss=True, trl_class="DPOTrainer"),
+    TrainerSpec("reward", rows="preferences", head="reward", eval_loss=True, trl_class="RewardTrainer"),
+    TrainerSpec("grpo", rows="prompts", eval_generation=True, plot_keys=("reward", "kl"), curve_key="reward",
+                trl_class="GRPOTrainer"),
+    TrainerSpec("ppo", rows="prompts", plot_keys=("reward", "kl"), curve_key="reward"),
+)}
 
 
 # --------------------------------------------------------------------------- run dirs
@@ -186,7 +217,7 @@ def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
     mem = series("peak_mem_mb", "peak_memory_mb")
     if mem:
         out["peak_mem_mb"] = max(mem)
-    key = "reward" if trainer in RL_TRAINERS else "loss"
+    key = TRAINERS[trainer].curve_key
     vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
     if vals:
         n = min(10, len(vals))
@@ -256,7 +287,7 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
     _seed_everything(cfg.seed)
     t0 = time.perf_counter()
     with quiet():
-        if trainer == "ppo":
+        if TRAINERS[trainer].trl_class is None:
             summary = _run_ppo(cfg, run_dir, resume=resume, progress=progress)
         else:
             summary = _run_trl(trainer, cfg, run_dir, resume=resume, callbacks=callbacks or [], progress=progress)
@@ -265,8 +296,7 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
     if rank != 0:
         return {**summary, "rank": rank}
     if cfg.logging.plot:
-        keys = ["reward", "kl"] if trainer in RL_TRAINERS else ["loss", "eval_loss", "rewards/accuracies", "accuracy"]
-        plot = run_dir.plot(keys)
+        plot = run_dir.plot(list(TRAINERS[trainer].plot_keys))
         if plot:
             summary["plot"] = str(plot)
     atomic_write_json(run_dir.path / "summary.json", summary)
@@ -301,9 +331,10 @@ def _prepare_rows(trainer: str, cfg: RunConfig, tok) -> tuple[list[dict], list[d
     train_rows, held = data.split_rows(rows, cfg.data)
     if not train_rows:
         raise data.TrainingDataError(f"data.source {cfg.data.source!r} gave no training rows")
-    if trainer == "sft":
+    shape = TRAINERS[trainer].rows
+    if shape == "sft":
         return data.to_sft(train_rows, cfg.data, cfg.model, tok), held
-    if trainer in ("dpo", "reward"):
+    if shape == "preferences":
         return (data.to_preferences(train_rows, cfg.data, cfg.model, tok),
                 data.to_preferences(held, cfg.data, cfg.model, tok) if held else [])
     return ground(data.to_prompts(train_rows, cfg.data, cfg.model, tok), cfg), \
@@ -369,13 +400,14 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
     from train import data
     from train.callbacks import AssayCallback, RewardRecorder, graceful_sigint
 
-    model, tok = load_model(cfg, head="reward" if trainer == "reward" else "causal")
+    spec = TRAINERS[trainer]
+    model, tok = load_model(cfg, head=spec.head)
     train_rows, held_rows = _prepare_rows(trainer, cfg, tok)
     to_dataset = data.to_dataset
     staging = run.checkpoints / ".incoming"
     args = trl_args(trainer, cfg, staging, run, has_eval=bool(held_rows))
-    peft = lora_config(cfg, task_type="SEQ_CLS" if trainer == "reward" else "CAUSAL_LM")
-    recorder = RewardRecorder() if trainer == "grpo" else None
+    peft = lora_config(cfg, task_type=spec.peft_task)
+    recorder = RewardRecorder() if spec.rows == "prompts" else None
     callback = AssayCallback(run, recorder=recorder, samples=cfg.logging.samples, staging=staging,
                              keep=args.save_total_limit,
                              time_limit=cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else None,
@@ -383,48 +415,37 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
     summary: dict[str, Any] = {}
     resume_from = _resume_point(run, resume)
 
-    evaluate_gen = trainer in ("grpo", "sft") and held_rows and cfg.rewards
+    evaluate_gen = spec.eval_generation and held_rows and cfg.rewards
     if evaluate_gen:
-        eval_rows = held_rows if trainer == "grpo" else data.to_prompts(held_rows, cfg.data, cfg.model, tok)
+        eval_rows = held_rows if spec.rows == "prompts" else data.to_prompts(held_rows, cfg.data, cfg.model, tok)
         before_path = run.path / "eval_before.json"
         if cfg.eval.before and not before_path.exists() and process_rank() == 0:
             atomic_write_json(before_path, evaluate(model, tok, eval_rows, cfg))
 
     common = dict(args=args, train_dataset=to_dataset(train_rows), processing_class=tok, peft_config=peft,
                   callbacks=[callback, *callbacks])
-    if trainer == "grpo":
-        import trl
+    import trl
 
+    kwargs: dict[str, Any] = {}
+    if spec.rows == "prompts":  # GRPO: the rewards, and search in the loop when asked
         from train.scoring import RewardSet
 
         rset = RewardSet(cfg.rewards, cfg.rewards_backend)
         args.reward_weights = rset.weights
         tok.padding_side = "left"
-        extra: dict[str, Any] = {}
+        kwargs["reward_funcs"] = [recorder.wrap(f) for f in rset.trl_funcs()]
         if cfg.retrieval.search_in_loop:
             from train.rollouts import SearchConfig, make_search_rollout
 
             search = from_dict(SearchConfig, cfg.retrieval.search, "retrieval.search")
-            extra["rollout_func"] = make_search_rollout(cfg.retrieval.index, search)
-        tr = trl.GRPOTrainer(model=model, reward_funcs=[recorder.wrap(f) for f in rset.trl_funcs()], **common, **extra)
-    elif trainer == "sft":
-        import trl
-
-        held_sft = data.to_sft(held_rows, cfg.data, cfg.model, tok) if held_rows else None
-        tr = trl.SFTTrainer(model=model, eval_dataset=to_dataset(held_sft) if held_sft else None, **common)
-    elif trainer == "dpo":
-        import trl
-
-        tr = trl.DPOTrainer(model=model, eval_dataset=to_dataset(held_rows) if held_rows else None, **common)
-    elif trainer == "reward":
-        import trl
-
-        tr = trl.RewardTrainer(model=model, eval_dataset=to_dataset(held_rows) if held_rows else None, **common)
-    else:  # pragma: no cover - load_run_config checked the name
-        raise ConfigError(f"unknown trainer {trainer!r}")
+            kwargs["rollout_func"] = make_search_rollout(cfg.retrieval.index, search)
+    elif held_rows:  # the held-out rows TRL evaluates the loss on, shaped like the training rows
+        held = data.to_sft(held_rows, cfg.data, cfg.model, tok) if spec.rows == "sft" else held_rows
+        kwargs["eval_dataset"] = to_dataset(held)
+    tr = getattr(trl, spec.trl_class)(model=model, **common, **kwargs)
 
     _no_log_printing(tr)
-    if held_rows and trainer in ("dpo", "reward", "sft") and resume_from is None:
+    if held_rows and spec.eval_loss and resume_from is None:
         summary["eval_before"] = _clean(tr.evaluate())
     with graceful_sigint(callback):
         tr.train(resume_from_checkpoint=resume_from)
@@ -436,7 +457,7 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
     final = _save_final(tr, run)
     if final:
         summary["model"] = str(final)
-    if held_rows and trainer in ("dpo", "reward", "sft"):
+    if held_rows and spec.eval_loss:
         summary["eval_after"] = _clean(tr.evaluate())
     if evaluate_gen and process_rank() == 0:
         after = evaluate(tr.model, tok, eval_rows, cfg)
