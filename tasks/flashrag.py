@@ -116,17 +116,14 @@ def _read(path: Path) -> Iterable[tuple[int, dict]]:
 
 
 def _hub(config: str, split: str) -> Iterable[tuple[int, dict]]:
-    """The online path: FlashRAG's hub dataset (needs the network and `datasets`)."""
+    """The online path: FlashRAG's hub dataset, through the one hub loader (tasks.data)."""
+    from tasks.data import TaskDataError, load_hub
+
     try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        raise FlashRAGError("loading FlashRAG from the hub needs the `datasets` package") from None
-    try:
-        ds = datasets.load_dataset(HUB_ID, config, split=split)
-    except Exception as exc:  # noqa: BLE001 - offline, unknown split, network errors
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise FlashRAGError(f"cannot load {HUB_ID} config {config!r} split {split!r}: {first}") from None
-    return ((i + 1, dict(r)) for i, r in enumerate(ds))
+        rows = load_hub(HUB_ID, split, config)
+    except TaskDataError as exc:
+        raise FlashRAGError(f"{exc} (FlashRAG config {config!r})") from None
+    return ((r.pop("_line"), r) for r in rows)
 
 
 def _convert(rec: dict, dataset: str, split: str, setting: str | None, where: str) -> dict[str, Any]:
