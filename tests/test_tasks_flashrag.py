@@ -72,7 +72,7 @@ def test_hub_path_exists_and_fails_in_one_line_offline(tmp_path, monkeypatch):
         raise ConnectionError("offline\nmore detail")
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
-    with pytest.raises(FlashRAGError, match=r"cannot load RUC-NLPIR/FlashRAG_datasets config 'nq' split 'test': offline$"):
+    with pytest.raises(FlashRAGError, match=r"cannot load hub dataset 'RUC-NLPIR/FlashRAG_datasets' \(split 'test'\): offline \(FlashRAG config 'nq'\)$"):
         load_flashrag("nq", "test", data_root=tmp_path)
     assert calls == [(("RUC-NLPIR/FlashRAG_datasets", "nq"), {"split": "test"})]
 
