@@ -41,6 +41,14 @@ class _Legs:
     def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         return self.index._leg_search([v.tolist() for v in np.asarray(vectors, dtype=np.float32)], DENSE, k)
 
+    @property
+    def tokenizer(self):  # assay's BM25 tokenizer (eval's rank-bm25 reference uses it)
+        if self.index._tokenizer is None:
+            from rag.bm25 import Tokenizer
+
+            self.index._tokenizer = Tokenizer(self.index.config.bm25.stem, self.index.config.bm25.stopwords)
+        return self.index._tokenizer
+
     # bm25: rag.Index.search_many calls this
     def search_many(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
         return self.index._leg_search([self.index._sparse_query(q) for q in queries], self.index._slot, k)
