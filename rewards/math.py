@@ -19,6 +19,7 @@ Scores are 1.0 / 0.0, or None when the gold itself cannot be read.
 
 from __future__ import annotations
 
+import cmath
 import re
 import threading
 from collections import OrderedDict
@@ -605,7 +606,114 @@ def _compare_one(gold: str, pred: str) -> tuple[bool | None, str]:
             return False, "different number of components"
     if _WORD_RE.fullmatch(g) and _WORD_RE.fullmatch(p) and (len(g) > 1 and len(p) > 1):
         return g.casefold() == p.casefold(), "words"
+    # Closed forms (radicals, pi, complex numbers): clearly different values need no sympy;
+    # close ones still go to the symbolic path, which decides exactly.
+    gc, pc = closed_form_value(g), closed_form_value(p)
+    if gc is not None and pc is not None and abs(gc - pc) > 1e-6 * max(1.0, abs(gc)):
+        return False, "different values"
     return None, ""
+
+
+_CF_TOKEN_RE = re.compile(r"\d+(?:\.\d+)?|\\frac|\\sqrt|\\pi|\\cdot|\\times|\\div|[-+*/^(){}\[\]]|i")
+
+
+def closed_form_value(s: str) -> complex | None:
+    """The value of a normalized closed form of numbers, fractions, radicals, pi and i
+    (``3\\sqrt{13}``, ``-\\frac{\\pi}{6}``, ``6-5i``), as a complex float; None for
+    anything else (a variable, a base subscript, a set). Only used to reject."""
+    if not s or len(s) > 300:
+        return None
+    s = s.replace("\\left", "").replace("\\right", "")
+    if re.search(r"\d\\frac", s):
+        return None  # 1\\frac{4}{5}: a mixed number or a product -- not ours to guess
+    toks = _CF_TOKEN_RE.findall(s)
+    if "".join(toks) != s:
+        return None
+    pos = 0
+
+    def peek():
+        return toks[pos] if pos < len(toks) else None
+
+    def take():
+        nonlocal pos
+        pos += 1
+        return toks[pos - 1]
+
+    def expr() -> complex:
+        v = term()
+        while peek() in ("+", "-"):
+            v = v + term() if take() == "+" else v - term()
+        return v
+
+    def term() -> complex:
+        v = unary()
+        while True:
+            t = peek()
+            if t in ("*", "\\cdot", "\\times", "/", "\\div"):
+                take()
+                r = unary()
+                v = v / r if t in ("/", "\\div") else v * r
+            elif t is not None and (t[0].isdigit() or t in ("(", "{", "\\frac", "\\sqrt", "\\pi", "i")):
+                v = v * power()  # implicit multiplication: 3\\sqrt{13}, 288\\pi, 5i
+            else:
+                return v
+
+    def unary() -> complex:
+        if peek() == "-":
+            take()
+            return -unary()
+        if peek() == "+":
+            take()
+            return unary()
+        return power()
+
+    def power() -> complex:
+        base = atom()
+        if peek() == "^":
+            take()
+            e = unary() if peek() == "-" else atom()
+            if abs(e) > 64:
+                raise ValueError("exponent too large")
+            return base ** e
+        return base
+
+    def group(close: str) -> complex:
+        v = expr()
+        if take() != close:
+            raise ValueError("unbalanced")
+        return v
+
+    def atom() -> complex:
+        t = take() if peek() is not None else None
+        if t is None:
+            raise ValueError("end")
+        if t == "(":
+            return group(")")
+        if t == "{":
+            return group("}")
+        if t == "\\frac":
+            return atom() / atom()
+        if t == "\\sqrt":
+            n = 2.0
+            if peek() == "[":
+                take()
+                n = group("]").real
+            return atom() ** (1.0 / n)
+        if t == "\\pi":
+            return complex(cmath.pi)
+        if t == "i":
+            return 1j
+        if t[0].isdigit():
+            return complex(float(t))
+        raise ValueError(t)
+
+    try:
+        v = expr()
+    except (ValueError, ZeroDivisionError, OverflowError, IndexError, TypeError):
+        return None
+    if pos != len(toks) or not (cmath.isfinite(v)):
+        return None
+    return v
 
 
 # ------------------------------------------------------------------------ the reward

@@ -232,3 +232,17 @@ def test_timeout_bounds_each_item_and_start_up_is_paid_once_per_worker():
     assert pool.restarts == 3
     # 3 items x 1 s, and a replacement start-up after each kill (3), with room for a slow VM.
     assert elapsed < 2 * (3 * 1.0 + 3 * start_up) + 2, (elapsed, start_up)
+
+
+@pytest.mark.parametrize("gold,pred,expected", [
+    ("3\\sqrt{13}", "4", False),  # different closed forms: rejected without sympy
+    ("6 - 5i", "6+5i", False),
+    ("-\\frac{\\pi}{6}", "-\\frac{\\pi}{6}", True),
+    ("1\\frac{4}{5}", "1.8", True),  # a mixed number is never guessed at by the fast evaluator
+    ("2\\sqrt{2}", "\\sqrt{8}", True),  # close values still go to the exact symbolic check
+])
+def test_closed_form_values_reject_cheaply_and_never_accept_alone(gold, pred, expected):
+    res = score_math([f"\\boxed{{{pred}}}"], [{"answer": gold}])[0]
+    assert (res.score == 1.0) is expected, res.reason
+    if not expected and "i" not in gold:
+        assert "different values" in res.reason
