@@ -229,6 +229,7 @@ class Embedder:
         self.cache = EmbeddingCache(cache_dir or default_cache_dir(), model) if use_cache else None
         self._model: Any = None
         self._dim: int | None = None
+        self._light: Any = None  # rag.query_encoder.LightQueryEncoder, False when not applicable
         self.model_calls = 0  # texts actually sent to the model (for tests and reports)
 
     @property
@@ -286,12 +287,39 @@ class Embedder:
 
         One short sequence is too small a job to split across threads: with intra-op
         parallelism the threads mostly wait for each other, and on a busy machine a 2-thread
-        forward pass measured ~6x slower than a 1-thread one. So it runs on one thread."""
+        forward pass measured ~6x slower than a 1-thread one. So it runs on one thread.
+
+        While the model is not loaded, a mean-pooled BERT (the default all-MiniLM-L6-v2) runs
+        in numpy instead (rag/query_encoder.py: the same vector to float32 rounding), so a
+        one-query search never imports torch or sentence-transformers."""
+        if self._model is None:
+            light = self._light_encoder()
+            if light is not None:
+                self.model_calls += 1
+                vec = light.encode(query)
+                norm = float(np.linalg.norm(vec))
+                return vec / norm if norm > 0 else vec
         with _single_thread():
             try:
                 return self._forward_one(query)
             except Exception:  # noqa: BLE001 - a model whose modules want more than text
                 return self._encode_model([query], False)[0]
+
+    def _light_encoder(self):
+        """The numpy query encoder for this model, or None (not a local mean-pooled BERT, or
+        ASSAY_LIGHT_QUERY_ENCODER=0)."""
+        if self._light is False:
+            return None
+        if self._light is None:
+            self._light = False
+            if os.environ.get("ASSAY_LIGHT_QUERY_ENCODER", "1").strip() not in ("0", "false", "no", "off"):
+                from core.models import is_offline_copy, resolve
+
+                if is_offline_copy(self.model_id) or os.path.isdir(os.path.expanduser(self.model_id)):
+                    from rag.query_encoder import LightQueryEncoder
+
+                    self._light = LightQueryEncoder.load(resolve(self.model_id)) or False
+        return self._light or None
 
     def _forward_one(self, text: str) -> np.ndarray:
         """The model's own modules on one text, without `SentenceTransformer.encode`'s
