@@ -156,7 +156,7 @@ def _load_builtin() -> None:
     # `import rewards` stays cheap.
     import importlib
 
-    for module in ("math", "code", "format", "language", "length", "grounding"):
+    for module in ("math", "code", "format", "language", "length", "grounding", "qa"):
         try:
             importlib.import_module(f"rewards.{module}")
         except ModuleNotFoundError as exc:

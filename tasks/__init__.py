@@ -39,6 +39,8 @@ PREFIXED = {
     "reasoning_gym": "a reasoning-gym task: reasoning_gym:<task> (e.g. reasoning_gym:basic_arithmetic)",
     "mbpp": "MBPP-style JSONL: mbpp:<file.jsonl> (text, test_list [, test_setup_code])",
     "stdio": "stdin/stdout JSONL: stdio:<file.jsonl> (question, inputs, outputs)",
+    "world": "RAG QA over a knowledge world: world:<DIR>[:split][:closed_book|retrieve|search][:k=N] (tasks.rag_qa)",
+    "flashrag": "RAG QA over a FlashRAG-layout benchmark: flashrag:<PATH or name>[:split][:mode][:index=DIR]",
 }
 
 
@@ -71,13 +73,17 @@ def get_task(name: str, *, data_root: str | None = None, split: str | None = Non
         if not Path(rest).exists():
             raise TaskError(f"{prefix} task file {rest!r} does not exist")
         return JsonlCodeSuite(rest, prefix, data_root)
+    if sep and prefix in ("world", "flashrag"):
+        from tasks.rag_qa import RagQA
+
+        return RagQA(name, data_root, split)
     known = ", ".join([*task_names(), *(f"{p}:..." for p in PREFIXED)])
     raise TaskError(f"unknown task {name!r}; known: {known}")
 
 
 def is_task(name: str) -> bool:
     prefix = name.partition(":")[0]
-    return name in _builtin() or (":" in name and prefix in ("reasoning_gym", "reasoning-gym", "rg", "mbpp", "stdio"))
+    return name in _builtin() or (":" in name and prefix in ("reasoning_gym", "reasoning-gym", "rg", "mbpp", "stdio", "world", "flashrag"))
 
 
 __getattr__, __dir__ = lazy_exports(__name__, {"Scored": "tasks.base", "Task": "tasks.base", "TaskError": "tasks.base"})

@@ -17,6 +17,13 @@ GROUNDED_INSTRUCTION = (
     "answer, say that they do not say."
 )
 GROUNDED_TEMPLATE = "{instruction}\n\n{passages}\n\nQuestion: {question}"
+# How a search-in-the-loop prompt tells the model to search (train.rollouts pastes the
+# results; the RAG QA task's search mode asks with it).
+SEARCH_INSTRUCTIONS = (
+    "You can search a knowledge base. To search, write <search>your query</search>; the results "
+    "come back between <information> and </information>, numbered [1], [2], .... Search as often as "
+    "you need, then give the final answer between <answer> and </answer>, citing sources like [1]."
+)
 
 
 def format_passages(texts: Sequence[str], *, start: int = 1, max_chars: int | None = None, sep: str = "\n\n") -> str:

@@ -27,41 +27,12 @@ or ``doc_id``. Answers are lists of accepted strings, as in questions.jsonl.
 
 from __future__ import annotations
 
-import collections
 import re
-import string
 from typing import Any, Sequence
 
-_PUNCT = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1: lower case, drop punctuation, drop articles, collapse whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, answers: Sequence[str]) -> float:
-    """1.0 when the normalised prediction equals some normalised answer, else 0.0."""
-    p = normalize_answer(prediction)
-    return 1.0 if any(p == normalize_answer(a) for a in answers) else 0.0
-
-
-def _f1(prediction: str, answer: str) -> float:
-    pred, gold = normalize_answer(prediction).split(), normalize_answer(answer).split()
-    same = sum((collections.Counter(pred) & collections.Counter(gold)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
-def token_f1(prediction: str, answers: Sequence[str]) -> float:
-    """SQuAD v1.1 token F1, the maximum over the accepted answers."""
-    return max((_f1(prediction, a) for a in answers), default=0.0)
+# SQuAD normalisation, EM and F1 live in the rewards (the qa_em / qa_f1 training rewards
+# are the same functions as these evaluation metrics).
+from rewards.qa import _f1, exact_match, normalize_answer, token_f1  # noqa: E402,F401
 
 
 # ---- citations -------------------------------------------------------------------------
@@ -131,24 +102,7 @@ def citation_scores(response: str, passages: Sequence[Any], gold_docs: Sequence[
 
 # ---- abstention ------------------------------------------------------------------------
 
-_ABSTAIN = re.compile("|".join([
-    r"\bnot (?:explicitly |directly |clearly )?(?:stated|mentioned|specified|given|provided|say|said|included|contained|found|known)\b",
-    r"\b(?:do|does|did)(?:n't| not) (?:say|state|mention|specify|contain|include|provide|give|tell|indicate)\b",
-    r"\b(?:cannot|can't|can ?not|unable to) (?:be )?(?:determined?|found|answer(?:ed)?|tell|say|find|know|confirm|infer)\b",
-    r"\bunanswerable\b",
-    r"\bnot answerable\b",
-    r"\bi (?:do not|don't) know\b",
-    r"\b(?:no|not enough|insufficient) (?:information|mention|details?|data|evidence|record)\b",
-    r"\bthere is no (?:information|mention|record|evidence)\b",
-    r"\bnot (?:in|from) the (?:provided |given |retrieved )?(?:documents?|passages?|context|corpus|sources?|texts?)\b",
-    r"\b(?:documents?|passages?|context|corpus|sources?) (?:is|are) silent\b",
-    r"\bunknown\b",
-]), re.IGNORECASE)
-
-
-def is_abstention(response: str) -> bool:
-    """True when `response` says the documents do not give the answer."""
-    return bool(_ABSTAIN.search(response.replace("’", "'")))
+from rewards.qa import is_abstention  # noqa: E402,F401  (one abstention detector for rewards and metrics)
 
 
 def abstention_scores(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> dict[str, Any]:

@@ -62,3 +62,23 @@ def test_one_passage_format_for_grounded_training_rollouts_and_rag_eval():
     root = Path(__file__).resolve().parent.parent
     for path in [*(root / "train").rglob("*.py"), *(root / "eval").rglob("*.py")]:
         assert 'f"[{' not in path.read_text(), f"{path.name} numbers passages itself"
+
+
+@pytest.mark.parametrize("mode", [pytest.param("retrieve", marks=pytest.mark.slow), "closed_book", "search"])
+def test_rag_qa_train_prompts_are_the_eval_prompts(mode, tmp_path_factory):
+    """A knowledge world as training data (`source: world:DIR:MODE`, split from data.split)
+    gives, byte for byte, the prompts `assay eval run world:DIR:train:MODE` asks."""
+    from tasks.knowledge_world import WorldConfig, generate, write_world
+
+    world = tmp_path_factory.getbasetemp() / "rag-qa-identity-world"
+    if not (world / "questions.jsonl").exists():
+        write_world(generate(WorldConfig(seed=1, docs=150, questions=100)), world, force=True)
+    opts = f":{mode}:k=2:retriever=bm25"
+    data = DataConfig(source=f"world:{world}{opts}", split="train", shuffle=False)
+    train_rows = to_prompts(load_rows(data)[:20], data, ModelConfig(chat=True), tokenizer=None)
+    suite = load_suite(f"world:{world}:train{opts}")
+    eval_rows = suite.load(limit=20)
+    assert len(train_rows) == len(eval_rows) == 20
+    for tr, ev in zip(train_rows, eval_rows):
+        assert tr["prompt"] == suite.prompt(ev)
+        assert tr["answers"] == ev["answers"] and tr["completion"] == suite.target(ev)

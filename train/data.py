@@ -56,7 +56,8 @@ def task_of(cfg: DataConfig):
     if not cfg.source or not is_task(cfg.source) or cfg.source.startswith(("mbpp:", "stdio:")):
         return None
     opts = dict(cfg.options)
-    split = cfg.split if cfg.source == "gsm8k" else None  # the others ship one split
+    # gsm8k and the RAG QA tasks (world:DIR, flashrag:PATH) have splits; the others ship one
+    split = cfg.split if cfg.source == "gsm8k" or cfg.source.startswith(("world:", "flashrag:")) else None
     try:
         return get_task(cfg.source, data_root=str(shared_dir(cfg)), split=split, seed=int(opts.get("seed", cfg.seed)))
     except UserError as exc:

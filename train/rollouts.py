@@ -25,16 +25,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, Sequence
 
 from core.config import ConfigError
-from tasks.passages import format_passages
+from tasks.passages import SEARCH_INSTRUCTIONS, format_passages
 
 if TYPE_CHECKING:
     import torch
 
-SEARCH_INSTRUCTIONS = (
-    "You can search a knowledge base. To search, write <search>your query</search>; the results "
-    "come back between <information> and </information>, numbered [1], [2], .... Search as often as "
-    "you need, then give the final answer between <answer> and </answer>, citing sources like [1]."
-)
 _SEARCH = re.compile(r"<search>(.*?)</search>", re.S)
 
 
