@@ -42,6 +42,10 @@ class _Legs:
         return self.index._leg_search([v.tolist() for v in np.asarray(vectors, dtype=np.float32)], DENSE, k)
 
     @property
+    def config(self):  # the BM25 parameters (eval's rank-bm25 reference reads them)
+        return self.index.config.bm25
+
+    @property
     def tokenizer(self):  # assay's BM25 tokenizer (eval's rank-bm25 reference uses it)
         if self.index._tokenizer is None:
             from rag.bm25 import Tokenizer
