@@ -1,7 +1,7 @@
 """`assay eval retrieval`: IR evaluation of assay retrieval on a BEIR-layout collection.
 
     assay eval retrieval --data DIR [--index DIR] [--mode bm25|dense|hybrid] [--rerank [llm|cross-encoder]]
-                         [--hyde] [--k 100] [--limit N] [--split all|dev|test] [--compare] [--json]
+                         [--hyde] [--k 100] [--limit N] [--split all|dev|test] [--compare] [--tune] [--json]
 
 Imports nothing heavy until it runs; the work is done by eval/ir_eval.py.
 """
@@ -57,6 +57,9 @@ def register(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=int, default=None, metavar="N", help="candidates per retriever fed into fusion")
     p.add_argument("--compare", action="store_true",
                    help="run BM25, dense, hybrid and the rank-bm25 reference (and rerank/HyDE when asked) side by side")
+    p.add_argument("--tune", action="store_true",
+                   help="choose hybrid fusion (method, k, weights) on the seeded dev half of the judged queries, "
+                   "report dev and test, and record the choice in the index manifest as its default fusion")
     p.add_argument("--per-query", metavar="FILE", default=None, help="also write per-query metrics as JSONL")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -115,6 +118,23 @@ def _fusion(args, index):
     return dataclasses.replace(base, **changes)
 
 
+def _tune(args, col, index, fusion) -> int:
+    from eval import fusion_tune
+
+    if args.compare or args.rerank or args.hyde or args.mode != "hybrid" or args.per_query:
+        raise RetrievalCliError("--tune tunes hybrid fusion alone; drop --compare, --mode, --rerank, --hyde and --per-query")
+    result = fusion_tune.tune_index(index, col, seed=args.split_seed, limit=args.limit, base=fusion,
+                                    config=fusion_tune.TuneConfig(k_docs=args.k))
+    if args.json:
+        print(json.dumps({"index": str(index.directory), **result.record()}, indent=2))
+    else:
+        print(f"{col.root}: {len(col.corpus)} documents, index {index.directory} ({len(index)} chunks)")
+        print(fusion_tune.format_result(result))
+        print(f"recorded in {index.directory}/manifest.json: `assay search --index {index.directory}` and "
+              "Index.search use it by default")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from eval import beir, ir_eval
 
@@ -150,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         directory = f"{ir_eval.default_index_dir(col, config)}-{config.backend}"
     index = ir_eval.corpus_index(col, directory, config, progress=progress)
     fusion = _fusion(args, index)
+    if args.tune:
+        return _tune(args, col, index, fusion)
 
     reranker = hyde = None
     if args.rerank:

@@ -7,6 +7,12 @@
   from a retriever's top `depth` gets that retriever's lowest normalized value in the
   list (min-max: 0), the natural "worse than anything retrieved" default.
 
+Weights are fixed (`weighting="fixed"`), or scaled per query by each retriever's confidence
+(`weighting="confidence"`): the z-score of its best score within its own candidate list,
+(s1 - mean) / sd. A retriever whose top hit stands far out of its list (a rare name or
+number matched; a near-duplicate passage embedded) counts more for that query than one
+whose scores are flat; the weights are rescaled to keep their mean.
+
 Each retriever contributes its top `depth` candidates. Ties are broken by the best rank
 the document had in any list, then by position, so results are deterministic.
 """
@@ -14,7 +20,7 @@ the document had in any list, then by position, so results are deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -35,6 +41,9 @@ class FusionConfig:
     """Convex combination: per-query score normalization."""
     weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
     """Per-retriever weight (RRF and convex)."""
+    weighting: Literal["fixed", "confidence"] = "fixed"
+    """`fixed`: the weights as given. `confidence`: per query, each retriever's weight is
+    scaled by how far its best score stands out of its own candidate list (see module docstring)."""
     depth: dict[str, int] = field(default_factory=lambda: {"bm25": 100, "dense": 100})
     """Per-retriever number of candidates fed into the fusion."""
 
@@ -43,6 +52,8 @@ class FusionConfig:
             raise FusionError(f"fusion method must be rrf or convex, got {self.method!r}")
         if self.normalization not in ("minmax", "zscore"):
             raise FusionError(f"normalization must be minmax or zscore, got {self.normalization!r}")
+        if self.weighting not in ("fixed", "confidence"):
+            raise FusionError(f"weighting must be fixed or confidence, got {self.weighting!r}")
         if self.rrf_k < 0:
             raise FusionError(f"rrf_k must be >= 0, got {self.rrf_k}")
 
@@ -60,6 +71,28 @@ def _normalize(scores: np.ndarray, how: str) -> np.ndarray:
     return np.zeros_like(scores) if sd <= 1e-12 else (scores - scores.mean()) / sd
 
 
+def confidence(scores: Sequence[float]) -> float:
+    """How far a retriever's best score stands out of its candidate list: the z-score of
+    the top score, (s1 - mean) / sd, over the list (0 when it has under 2 distinct scores)."""
+    a = np.asarray(scores, dtype=np.float64)
+    if len(a) < 2:
+        return 0.0
+    sd = a.std()
+    return 0.0 if sd <= 1e-12 else float((a.max() - a.mean()) / sd)
+
+
+def _weights(cut: dict[str, list[tuple[int, float]]], cfg: FusionConfig) -> dict[str, float]:
+    """Each retriever's weight for this query (see `FusionConfig.weighting`)."""
+    base = {name: float(cfg.weights.get(name, 1.0)) for name in cut}
+    if cfg.weighting == "fixed" or len(cut) < 2:
+        return base
+    conf = {name: confidence([s for _, s in hits]) for name, hits in cut.items()}
+    mean = sum(conf.values()) / len(conf)
+    if mean <= 1e-12:
+        return base
+    return {name: base[name] * conf[name] / mean for name in cut}
+
+
 def fuse(lists: dict[str, list[tuple[int, float]]], config: FusionConfig | None = None,
          k: int = 10) -> list[tuple[int, float, dict[str, float]]]:
     """Fuse {retriever: [(position, score), ...] best first} into the top k
@@ -73,8 +106,9 @@ def fuse(lists: dict[str, list[tuple[int, float]]], config: FusionConfig | None 
             raw.setdefault(pos, {})[name] = score
             best_rank[pos] = min(best_rank.get(pos, rank), rank)
     fused = dict.fromkeys(raw, 0.0)
+    weights = _weights(cut, cfg)
     for name, hits in cut.items():
-        w = float(cfg.weights.get(name, 1.0))
+        w = weights[name]
         if cfg.method == "rrf":
             for rank, (pos, _) in enumerate(hits, 1):
                 fused[pos] += w / (cfg.rrf_k + rank)

@@ -442,8 +442,11 @@ class Index:
                     index.embedder = embedder
                 if config is not None:
                     index._check_compatible(config)
+                    fusion = config.fusion
+                    if index.manifest.get("fusion_tuned") and _to_dict(fusion) == _to_dict(FusionConfig()):
+                        fusion = index.config.fusion  # chosen by `--tune`: kept unless another one is given
                     index.config = dataclasses.replace(
-                        index.config, dense=config.dense, bm25=config.bm25, fusion=config.fusion,
+                        index.config, dense=config.dense, bm25=config.bm25, fusion=fusion,
                         batch_size=config.batch_size, embedding_cache=config.embedding_cache,
                         use_embedding_cache=config.use_embedding_cache)
                 index.update(sources, progress=progress)
@@ -762,13 +765,29 @@ class Index:
         }
         if dense.trained_on:
             manifest["dense_trained_on"] = int(dense.trained_on)
+        if self.manifest.get("fusion_tuned"):
+            manifest["fusion_tuned"] = self.manifest["fusion_tuned"]
         manifest.update(self._manifest_extra())
         manifest["checksums"] = checksums
-        manifest["checksum"] = _manifest_checksum(manifest)
-        with atomic_open(d / "manifest.json") as fh:  # the commit point
-            fh.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-            fault("index:manifest_written")
+        _commit_manifest(d, manifest)  # the commit point
         fault("index:after_commit")
+        return manifest
+
+    def set_fusion(self, fusion: FusionConfig, *, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Make `fusion` this index's default hybrid fusion (what `search` uses when given
+        none), recorded in manifest.json under the writer lock; `record` (e.g. how it was
+        chosen) is kept as the manifest's `fusion_tuned`, and makes later builds with the
+        default FusionConfig keep this one. No version is written."""
+        with writer_lock(self.directory, self.lock_timeout):
+            manifest = read_manifest(self.directory)  # another writer's newer version stays
+            manifest["config"]["fusion"] = _to_dict(fusion)
+            if record is not None:
+                manifest["fusion_tuned"] = record
+            manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            _commit_manifest(self.directory, manifest)
+        if manifest["version"] == self.manifest.get("version"):
+            self.manifest = manifest
+        self.config = dataclasses.replace(self.config, fusion=fusion)
         return manifest
 
     def _write_store(self, tmp: Path, vectors, dense, bm25) -> dict[str, str]:
@@ -870,6 +889,14 @@ class Index:
         return {"directory": str(self.directory), "documents": len(self._docs), "chunks": len(self),
                 "embedder": self.config.embedder, "dense": self.config.dense.kind,
                 "version": self.manifest.get("version")}
+
+
+def _commit_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Checksum `manifest` and replace DIR/manifest.json with it atomically (under the writer lock)."""
+    manifest["checksum"] = _manifest_checksum(manifest)
+    with atomic_open(directory / "manifest.json") as fh:
+        fh.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        fault("index:manifest_written")
 
 
 def _remove_version(directory: Path, name: str) -> bool:

@@ -212,6 +212,7 @@ class QdrantIndex(Index):
         m = _models()
         w = fusion.weights
         return (self.qcfg.engine_rrf and self._engine_ok and fusion.method == "rrf" and hasattr(m, "RrfQuery")
+                and getattr(fusion, "weighting", "fixed") == "fixed"
                 and float(w.get("bm25", 1.0)) == 1.0 and float(w.get("dense", 1.0)) == 1.0)
 
     def search_many(self, queries, k: int = 10, mode: str = "hybrid", *, rerank: Any = None, hyde: Any = None,
