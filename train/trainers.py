@@ -242,6 +242,31 @@ def is_run_dir(path: Path) -> bool:
     return any((path / name).exists() for name in RUN_FILES)
 
 
+def _check_trainer_section(trainer: str, cfg: RunConfig) -> None:
+    """Build the trainer's config object once, on a throwaway directory, so its own
+    validation speaks before a model is loaded or a run directory is made."""
+    import tempfile
+
+    if TRAINERS[trainer].trl_class is None:
+        from train.ppo import PPOConfig
+
+        from_dict(PPOConfig, {**cfg.ppo, "seed": cfg.seed}, "ppo")
+        return
+    kw = dict(getattr(cfg, trainer))
+    kw.update(bf16=False, fp16=False, use_cpu=True, report_to="none")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            args = trl_config_class(trainer)(output_dir=tmp, **kw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{trainer}: {str(exc).splitlines()[0]}") from None
+    # What TRL leaves to the optimizer or the first step to discover, minutes later.
+    for name, low, strict in (("learning_rate", 0.0, True), ("per_device_train_batch_size", 1, False),
+                              ("gradient_accumulation_steps", 1, False), ("num_train_epochs", 0.0, True)):
+        value = getattr(args, name, None)
+        if value is not None and (value < low or (strict and value == low)):
+            raise ConfigError(f"{trainer}.{name}: must be {'>' if strict else '>='} {low:g}, got {value!r}")
+
+
 def _claim_out(out: Path, *, resume: bool, fresh: bool) -> None:
     """An existing run is continued (--resume) or replaced as a whole (--fresh), never
     silently restarted with its metrics.jsonl appended to."""
@@ -280,6 +305,7 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
         from train.scoring import RewardSet
 
         RewardSet(cfg.rewards, cfg.rewards_backend)  # an unknown reward fails now, before a model is loaded or a file written
+    _check_trainer_section(trainer, cfg)  # TRL's own checks (a negative learning rate...) before anything is written
     rank = process_rank()  # under torchrun/accelerate: only rank 0 writes the run directory
     if rank == 0:
         _claim_out(out, resume=resume, fresh=fresh)
