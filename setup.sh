@@ -2,7 +2,8 @@
 # Set up assay in ./.venv (idempotent: a second run only checks what is there).
 #
 #   bash setup.sh          # runtime: CPU torch, assay and its offline models
-#   bash setup.sh --dev    # the same plus the test tools (pytest, hypothesis, ray[data], qdrant-client)
+#   bash setup.sh --dev    # the same plus the test tools (pytest, hypothesis, ray[data], qdrant-client;
+#                          # as root with apt-get, also headless chromium for the report test)
 #
 # torch is pinned to the CPU build (torch==2.13.0) so pip never resolves a multi-GB CUDA
 # wheel here. On a GPU machine set ASSAY_TORCH to the torch you want, for example
@@ -49,6 +50,20 @@ if ! command -v bwrap >/dev/null 2>&1; then
         sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo "
         echo "setup:     ${sudo}apt-get install bubblewrap    (or your distribution's bubblewrap package)" >&2
         echo "setup: (the code reward still runs; the tests that need it are skipped; see: .venv/bin/assay sandbox check)" >&2
+    fi
+fi
+# The report test's browser (--dev only): headless Chromium renders the demo report as a reader
+# sees it (tests/test_demo_report.py). Installed here when this is root with apt-get; otherwise
+# the command is printed and that test is skipped, naming it.
+if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing chromium (headless, for the report test)"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || true
+    fi
+    if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+        sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo "
+        echo "setup: chromium is not installed: the report's browser test is skipped until you run" >&2
+        echo "setup:     ${sudo}apt-get install chromium chromium-driver    (or your distribution's chromium package)" >&2
     fi
 fi
 echo "setup: done ($VENV/bin/assay)"

@@ -14,8 +14,8 @@ from start to exit, interleaving the configurations run by run:
 
 Reports the median and the minimum per configuration (the machine is shared: the minimum
 is the least disturbed run), checks that hybrid and hybrid-torch return the same hits,
-and lists the top imports of one cold hybrid search (`python -X importtime`, cumulative
-time of each top-level package). "Cold" is a new process each time; the operating
+and lists the top imports of one cold hybrid search (`python -X importtime`, the self
+time of each top-level package's modules summed). "Cold" is a new process each time; the operating
 system's file cache stays warm (dropping it would slow everyone else's jobs).
 """
 
@@ -73,16 +73,16 @@ def run_once(index: Path, mode: str, env: dict[str, str]) -> tuple[float, list]:
 
 
 def top_imports(index: Path, n: int = 12) -> list[tuple[str, float]]:
-    """Cumulative import time (s) of each top-level package in one cold hybrid search."""
+    """Import time (s) per top-level package in one cold hybrid search: the sum of the
+    self time of its modules (so numpy counts as numpy even when rag imported it)."""
     proc = subprocess.run(search_cmd(index, "hybrid", "-X", "importtime"), cwd=ROOT, capture_output=True, text=True)
     totals: dict[str, float] = {}
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, cumulative, raw = line[len("import time:"):].split("|", 2)
-        if len(raw) - len(raw.lstrip()) == 1:  # not nested in another import: counted once
-            package = raw.strip().split(".")[0]
-            totals[package] = totals.get(package, 0.0) + int(cumulative) / 1e6
+        own, _, raw = line[len("import time:"):].split("|", 2)
+        package = raw.strip().split(".")[0]
+        totals[package] = totals.get(package, 0.0) + int(own) / 1e6
     return sorted(totals.items(), key=lambda kv: -kv[1])[:n]
 
 
@@ -121,7 +121,7 @@ def main() -> None:
     for name, s in result["seconds"].items():
         print(f"  {name:<13} median {s['median']:6.2f} s   min {s['min']:6.2f} s   runs {s['all']}")
     print(f"  hybrid and hybrid-torch return the same hits: {result['same_hits_hybrid_vs_torch']}")
-    print("top imports of one cold hybrid search (cumulative s):")
+    print("top imports of one cold hybrid search (s, self time of each package's modules):")
     for name, s in result["top_imports_hybrid_s"]:
         print(f"  {name:<28} {s:6.3f}")
 
