@@ -288,6 +288,13 @@ STEPS: list[tuple[str, str, Callable[[Demo], dict[str, Any]]]] = [
 ]
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def run_demo(args: argparse.Namespace) -> int:
     demo = Demo(out=Path(args.out), quick=bool(args.quick))
     wanted = [s.strip() for s in args.steps.split(",")] if args.steps else [name for name, _, _ in STEPS]
@@ -304,9 +311,10 @@ def run_demo(args: argparse.Namespace) -> int:
         if marker.exists() and not args.fresh:
             demo.say(f"  done earlier ({marker}); --fresh redoes it")
             continue
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
         result = fn(demo)
         result["seconds"] = round(time.perf_counter() - t0, 2)
+        result["cpu_seconds"] = round(_cpu_seconds() - cpu0, 2)  # this process and its children: load-independent
         atomic_write_json(marker, result)
         demo.say(f"  step {name} done in {result['seconds']:.1f} s")
     report = demo.out / "report.md"
