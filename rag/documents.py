@@ -201,6 +201,25 @@ def _file_documents(path: Path, doc_id: str, result: LoadResult) -> list[Documen
     return [Document(id=doc_id, text=text, source=str(path), meta={"type": suffix.lstrip(".") or "txt"})]
 
 
+def _unreadable(file: Path) -> str | None:
+    """Why a directory entry cannot be read as a document (None: it can)."""
+    try:
+        str(file).encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not UTF-8 (rename it)"
+    try:
+        st = file.stat()  # follows links: a dangling link or a loop raises
+    except OSError as exc:
+        return "a dangling or looping symlink" if file.is_symlink() else f"cannot stat it ({exc.strerror})"
+    import stat as stat_mod
+
+    if not stat_mod.S_ISREG(st.st_mode):
+        return "not a regular file (a FIFO, socket or device)"
+    if not os.access(file, os.R_OK):
+        return "not readable (permission denied)"
+    return None
+
+
 def _skip(result: LoadResult, path: Path, reason: str) -> None:
     result.skipped.append((str(path), reason))
     print(f"warning: skipping {path}: {reason}", file=sys.stderr)
@@ -232,14 +251,23 @@ def load_sources(sources: Iterable[str | os.PathLike | Document]) -> LoadResult:
                     if file.suffix.lower() not in SUPPORTED_SUFFIXES:
                         result.ignored += 1
                         continue
+                    why = _unreadable(file)
+                    if why:  # a FIFO would block forever; a dangling link has nothing to read
+                        _skip(result, file, why)
+                        continue
                     for doc in _file_documents(file, file.relative_to(path).as_posix(), result):
                         add(doc)
-        elif path.is_file():
+        elif path.is_file() or path.exists() and not path.is_dir():
+            why = _unreadable(path)
+            if why:
+                raise LoadError(f"{path}: {why}")
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 raise LoadError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
                                 f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
             for doc in _file_documents(path, path.name, result):
                 add(doc)
+        elif path.is_symlink():
+            raise LoadError(f"{path}: a dangling or looping symlink")
         else:
             raise LoadError(f"{path}: no such file or directory")
     return result

@@ -62,3 +62,24 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(argv, names, tmp_path, 
     assert len(err.splitlines()) == 1, err
     assert names in err, err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, nothing half-written
+
+
+def test_odd_directory_entries_are_skipped_and_counted_never_hang(tmp_path):
+    """A FIFO named x.txt blocked indexing forever; a dangling link, a link loop and a
+    non-UTF-8 file name crashed (the last only after all the embedding was done)."""
+    import os
+
+    from rag.documents import load_sources
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "good.txt").write_text("a real document")
+    os.mkfifo(d / "x.txt")
+    os.symlink(d / "missing.txt", d / "dangling.txt")
+    os.symlink(d / "loop.txt", d / "loop.txt")
+    (d / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name")
+    result = load_sources([d])
+    assert [doc.id for doc in result.documents] == ["good.txt"]
+    reasons = sorted(r for _, r in result.skipped)
+    assert len(reasons) == 4
+    assert any("FIFO" in r for r in reasons) and any("not UTF-8" in r for r in reasons)
