@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from core.errors import UserError
 from rag.documents import LoadError, html_to_text, load_sources
 
 
@@ -84,7 +85,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path, line, message):
     with pytest.raises(LoadError, match=message) as exc:
         load_sources([p])
     assert f"{p}:2" in str(exc.value)
-    assert LoadError.user_error
+    assert issubclass(LoadError, UserError)
 
 
 def test_missing_paths_duplicates_and_unsupported_files_are_errors(tmp_path):
