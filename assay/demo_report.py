@@ -246,6 +246,10 @@ def _header(rep: Report, steps: dict[str, dict[str, Any] | None]) -> None:
          T(", ".join(f"{name} {seconds(steps[name].get('seconds'))}" for name in ran)), T(")")],
         [B("Versions:"), T(" " + ", ".join(_versions()))],
     ])
+    cpu = [steps[name].get("cpu_seconds") for name in ran]
+    if cpu and all(c is not None for c in cpu):
+        rep.blocks[-1].items.insert(3, [B("CPU time:"), T(f" {seconds(sum(cpu))} (this process and the ones it started; "
+                                                          "on a busy machine the wall time above runs longer)")])
     missing = [name for name in STEP_TITLES if steps.get(name) is None]
     if missing:
         rep.note(T("Not run (no results in this run directory): " + ", ".join(missing) + "."))
@@ -302,6 +306,8 @@ CONFIG_NOTES = {
     "dense": "embedding similarity (FAISS)",
     "hybrid": "BM25 + dense, reciprocal rank fusion",
     "rank-bm25": "the rank-bm25 library on the same tokens: a reference for assay's BM25",
+    "hybrid+rerank": "hybrid, then SmolLM2-135M reorders the top 10",
+    "hybrid+hyde": "hybrid searching with a generated answer passage (HyDE)",
 }
 
 
@@ -309,7 +315,8 @@ def _section_retrieval(rep: Report, ret: dict[str, Any]) -> None:
     cfgs: dict[str, dict[str, Any]] = ret["configurations"]
     names = list(cfgs)
     rep.heading("2. Retrieval quality")
-    flags = "" if rep.quick else " --rerank --rerank-depth 10 --hyde"
+    ran_rerank, ran_hyde = any("rerank" in n for n in names), any("hyde" in n for n in names)
+    flags = (" --rerank --rerank-depth 10" if ran_rerank else "") + (" --hyde" if ran_hyde else "")
     rep.para(C(f"assay eval retrieval --data <run>/corpus --index <run>/index --compare{flags}"),
              T(f": {num(ret['queries'])} questions, each with the pages judged relevant (graded 2 = answers it, "
                "1 = related). nDCG@10 rewards putting the best pages first; MRR@10 is 1 / rank of the first relevant "
@@ -350,9 +357,12 @@ def _section_retrieval(rep: Report, ret: dict[str, Any]) -> None:
         if cfgs["rank-bm25"].get("qps") and cfgs["bm25"].get("qps"):
             text += f"; assay's answers {num(cfgs['bm25']['qps'] / cfgs['rank-bm25']['qps'], 2)}× as many queries per second"
         rep.para(T(text + "."))
-    if rep.quick:
-        rep.note(T("Reranking (SmolLM2-135M judging each passage) and HyDE (searching with a generated answer) "
-                   "were not run: they take seconds per query on a CPU. The full demo ("), C("assay demo"), T(") adds both rows."))
+    missing = [what for what, ran in (("Reranking (SmolLM2-135M judging each passage)", ran_rerank),
+                                      ("HyDE (searching with a generated answer)", ran_hyde)) if not ran]
+    if missing:
+        rep.note(T(" and ".join(missing) + (" were" if len(missing) > 1 else " was") + " not run in this "
+                   + ("quick run: they take seconds per query on a CPU. The full demo (" if rep.quick else "run. The full demo (")),
+                 C("assay demo"), T(") adds " + ("both rows." if len(missing) > 1 else "that row.")))
 
 
 def _retrieval_chart(rep: Report, cfgs: dict[str, dict[str, Any]]) -> str | None:
@@ -464,8 +474,13 @@ def _section_train(rep: Report, tr: dict[str, Any], has_eval: bool) -> None:
     if s.get("reward_share") is not None:
         items.append([B("Reward scoring:"), T(f" {percent(s['reward_share'])} of the step time (the rest is generation "
                                                "and the gradient step)")])
+    weights = _train_reward_weights(rep.out / "train" / "config.yaml")
+    formula = " + ".join(n if w == 1 else f"{num(w)} × {n}" for n, w in weights.items())
+    if weights:
+        items.insert(0, [B("Reward:"), T(f" {formula}" + (" (the total the curve's black line shows)" if len(weights) > 1 else "")
+                                       + "; GRPO compares each completion's total with its group's mean")])
     rep.bullets(items)
-    src = _reward_chart(rep, steps, window)
+    src = _reward_chart(rep, steps, window, formula)
     if src:
         rep.figure(src, "Reward per training step (mean over the step's completions), one line per reward; the shaded "
                         "windows are the first and last steps averaged above. Below: how far the model has moved from "
@@ -478,6 +493,19 @@ def _section_train(rep: Report, tr: dict[str, Any], has_eval: bool) -> None:
                    "skill on different problems, so they need not match exactly."))
 
 
+def _train_reward_weights(path: Path) -> dict[str, float]:
+    """{reward name: weight} from the training run's resolved config.yaml ({} if unreadable)."""
+    if not path.exists():
+        return {}
+    try:
+        import yaml
+
+        rewards = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("rewards") or []
+        return {str(r["name"]): float(r.get("weight", 1.0)) for r in rewards if isinstance(r, dict) and "name" in r}
+    except Exception:  # noqa: BLE001 - unreadable or odd YAML: the report goes on without the formula
+        return {}
+
+
 def _json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -485,7 +513,7 @@ def _json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _reward_chart(rep: Report, steps: list[dict[str, Any]], window) -> str | None:
+def _reward_chart(rep: Report, steps: list[dict[str, Any]], window, formula: str = "") -> str | None:
     if not steps:
         return None
     plt = _pyplot()
@@ -499,14 +527,15 @@ def _reward_chart(rep: Report, steps: list[dict[str, Any]], window) -> str | Non
     for name in per_reward:
         ax.plot(x, [m.get(f"rewards/{name}/mean") for m in steps], marker="o", ms=3, lw=1.4, label=f"{name} reward")
     if len(per_reward) != 1:
-        ax.plot(x, [m.get("reward") for m in steps], color="black", lw=2, label="total (weighted sum)")
+        ax.plot(x, [m.get("reward") for m in steps], color="black", lw=2, label=f"total = {formula}" if formula else "total (weighted sum)")
     if window:
         w, first, last = window
         ax.axvspan(x[0] - 0.5, x[w - 1] + 0.5, color="#d9534f", alpha=0.08)
         ax.axvspan(x[-w] - 0.5, x[-1] + 0.5, color="#5cb85c", alpha=0.10)
         ax.hlines([first], x[0], x[w - 1], colors="#d9534f", linestyles="--", lw=1.2, label=f"mean, first {w} steps")
         ax.hlines([last], x[-w], x[-1], colors="#2e7d32", linestyles="--", lw=1.2, label=f"mean, last {w} steps")
-    ax.set_ylabel("mean reward per completion\n(0 = wrong, 1 = right)")
+    single = len(per_reward) == 1 and per_reward[0] in ("math", "code", "exact_match", "qa")
+    ax.set_ylabel("mean reward per completion" + ("\n(0 = wrong, 1 = right)" if single else ""))
     ax.set_title("GRPO training: reward per step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

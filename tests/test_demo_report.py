@@ -140,6 +140,25 @@ def test_markdown_report_reads_well(report):
             "steps/train.json", "train/metrics.jsonl"} <= set(links)
 
 
+def test_a_full_run_shows_rerank_hyde_and_the_weighted_total(tmp_path):
+    out = make_run(tmp_path / "demo", steps=30)
+    retrieval = json.loads((out / "steps" / "retrieval.json").read_text())
+    for name in ("hybrid+rerank", "hybrid+hyde"):
+        retrieval["configurations"][name] = dict(retrieval["configurations"]["hybrid"])
+    _write(out / "steps" / "retrieval.json", retrieval)
+    metrics = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
+    for m in metrics:
+        m["rewards/length/mean"] = 0.5
+        m["reward"] = m["rewards/math/mean"] + 0.25
+    _write(out / "train" / "metrics.jsonl", metrics)
+    _write(out / "train" / "config.yaml", "rewards:\n- name: math\n  weight: 1.0\n- name: length\n  weight: 0.5\n")
+    write_report(out, quick=False)
+    md = (out / "report.md").read_text()
+    assert "--rerank --rerank-depth 10 --hyde" in md and "| **hybrid+rerank**" in md and "| **hybrid+hyde**" in md
+    assert "not run" not in md and "first 10 steps" in md
+    assert "**Reward:** math + 0.5 × length" in md
+
+
 def test_a_run_with_missing_steps_says_so(tmp_path):
     out = make_run(tmp_path / "demo")
     for step in ("train", "evaluate"):
