@@ -123,7 +123,10 @@ def _tune(args, col, index, fusion) -> int:
 
     if args.compare or args.rerank or args.hyde or args.mode != "hybrid" or args.per_query:
         raise RetrievalCliError("--tune tunes hybrid fusion alone; drop --compare, --mode, --rerank, --hyde and --per-query")
-    result = fusion_tune.tune_index(index, col, seed=args.split_seed, limit=args.limit, base=fusion,
+    from rag import IndexConfig
+
+    base = fusion or IndexConfig.from_dict(index.manifest["config"]).fusion  # what search did until now
+    result = fusion_tune.tune_index(index, col, seed=args.split_seed, limit=args.limit, base=base,
                                     config=fusion_tune.TuneConfig(k_docs=args.k))
     if args.json:
         print(json.dumps({"index": str(index.directory), **result.record()}, indent=2))

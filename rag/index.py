@@ -365,7 +365,11 @@ class IndexConfig:
     def from_dict(cls, data: dict[str, Any]) -> "IndexConfig":
         from core.config import from_dict
 
-        return from_dict(cls, data, "index config")
+        fusion = data.get("fusion") if isinstance(data, dict) else None
+        if not isinstance(fusion, dict):
+            return from_dict(cls, data, "index config")
+        config = from_dict(cls, {k: v for k, v in data.items() if k != "fusion"}, "index config")
+        return dataclasses.replace(config, fusion=FusionConfig.from_manifest(fusion))
 
 
 def _index_class(backend: str | None) -> type["Index"]:
