@@ -75,12 +75,20 @@ class Chunker:
             if text.startswith(piece, pos):
                 spans.append((pos, pos + len(piece)))
                 pos += len(piece)
-            else:  # LangChain dropped something; resynchronise on the next occurrence
+            else:  # LangChain dropped or rewrote something; resynchronise
                 found = text.find(piece, pos)
                 if found < 0:
-                    raise AssertionError("text splitter returned text not in the document")
+                    # It re-joined pieces with a separator the document does not have there
+                    # ("alpha alpha" for "alpha\talpha"): the same number of characters of
+                    # the document itself stands in, so offsets stay exact.
+                    end = min(len(text), pos + len(piece))
+                    spans.append((pos, end))
+                    pos = end
+                    continue
                 spans.append((found, found + len(piece)))
                 pos = found + len(piece)
+        if pos < len(text) and text[pos:].strip():
+            spans.append((pos, len(text)))  # nothing of the document is ever lost
         # A tile of only whitespace carries nothing retrievable: it joins a neighbour when
         # the result still fits, else it is dropped (the gap between chunks is then blank).
         limit = self.config.chunk_size - self.config.chunk_overlap
