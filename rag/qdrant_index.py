@@ -15,9 +15,20 @@ import numpy as np
 from core.errors import UserError
 from core.files import fault
 from rag.index import Index, IndexDirectoryError, _DocEntry, _jsonable, _progress, _same_model, read_manifest
-from rag.qdrant_store import (DENSE, SLOTS, QdrantConfig, QdrantStoreError, SparseStats, _call, _default_collection,
-                              _models, client_for, idf_of, point_id, sparse_corpus)
-
+from rag.qdrant_store import (
+    DENSE,
+    SLOTS,
+    QdrantConfig,
+    QdrantStoreError,
+    SparseStats,
+    _call,
+    _default_collection,
+    _models,
+    client_for,
+    idf_of,
+    point_id,
+    sparse_corpus,
+)
 
 TIE_MARGIN = 10
 """Extra results asked of Qdrant so that ties at the k-th score are broken in assay's order."""

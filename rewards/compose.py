@@ -24,8 +24,8 @@ absent, like TRL's nansum); it is None only when no reward applies.
 from __future__ import annotations
 
 import inspect
-import math
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field

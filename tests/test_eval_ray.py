@@ -77,7 +77,7 @@ def test_cli_eval_run_ray(ray_cluster, tiny_lm, repo_root, tmp_path, capsys):
     assert main([*base, "--cache", str(tmp_path / "b.sqlite"), "--out", str(tmp_path / "b"),
                  "--ray", ray_cluster.address]) == 0
     remote = json.loads(capsys.readouterr().out)
-    assert remote["generations"]["new"] == 4
+    assert remote["generations"]["new"] == 4 == local["generations"]["new"]
     a = [json.loads(x) for x in open(tmp_path / "a" / "samples.jsonl")]
     b = [json.loads(x) for x in open(tmp_path / "b" / "samples.jsonl")]
     assert [r["completion"] for r in a] == [r["completion"] for r in b]

@@ -300,9 +300,9 @@ def test_errors_are_one_line(tmp_path):
     with pytest.raises(QdrantStoreError, match=r"collection 'test' not found at local path .*rebuild"):
         Index.open(tmp_path / "q")
     # the collection now holds 16-d vectors of another model, the index says 32-d MiniLM
-    from rag.qdrant_store import client_for
-
     from qdrant_client import models as m
+
+    from rag.qdrant_store import client_for
     client_for(cq.qdrant).create_collection(
         "test", vectors_config={"dense": m.VectorParams(size=16, distance=m.Distance.DOT)},
         metadata={"assay": {"embedder": "bge-small-en-v1.5", "dim": 16}})

@@ -104,9 +104,9 @@ def test_vllm_server_recipe_config():
     cfg = load_run_config("grpo", CONFIGS / "grpo-vllm-server.yaml")
     assert cfg.grpo["use_vllm"] is True and cfg.grpo["vllm_mode"] == "server"
     assert cfg.grpo["vllm_server_base_url"].startswith("http://")
-    from train.config import trl_config_class
-
     import trl
+
+    from train.config import trl_config_class
 
     assert trl_config_class("grpo") is trl.GRPOConfig
     fields = set(trl.GRPOConfig.__dataclass_fields__)
