@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing loads at run ti
     )
     from rewards.code_extraction import extract_program  # noqa: F401
     from rewards.compose import (  # noqa: F401
-        ScoreConfig,
         ScoreReport,
         completion_text,
         parse_spec,
@@ -46,7 +45,6 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing loads at run ti
 _LAZY = {
     "score": ("rewards.compose", "score"),
     "ScoreReport": ("rewards.compose", "ScoreReport"),
-    "ScoreConfig": ("rewards.compose", "ScoreConfig"),
     "trl_reward_funcs": ("rewards.compose", "trl_reward_funcs"),
     "reward_weights": ("rewards.compose", "reward_weights"),
     "parse_spec": ("rewards.compose", "parse_spec"),

@@ -38,23 +38,6 @@ log = logging.getLogger("rewards")
 Spec = str | Sequence[str] | Sequence[tuple[str, float]] | Mapping[str, float]
 
 
-@dataclass
-class ScoreConfig:
-    """How a composition runs (the CLI flags and `score` keywords map onto these)."""
-
-    workers: int | None = None
-    """Worker processes for heavy rewards (None: one per available core, at most 8)."""
-    timeout: float | None = None
-    """Seconds per item for heavy rewards (None: each reward's own default; math 5 s, pool 30 s)."""
-    on_error: str = "none"
-    """What a reward that raises scores: "none" (not applicable) or "zero"."""
-    backend: str = "local"
-    """Where rewards run: "local" (this machine) or "ray" (reward hosts on a Ray cluster,
-    `rewards.ray_hosts`; `workers` is then per host, default the node's cores)."""
-    ray_address: str | None = None
-    """The Ray cluster for backend "ray" (None: $RAY_ADDRESS, a running one, or a new local one)."""
-
-
 POOL_TIMEOUT_DEFAULT = 30.0
 # Rewards that use the math checker's worker pool (warmed early by the TRL adapter).
 MATH_BASED = ("math", "length", "cosine_length")

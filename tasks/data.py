@@ -76,7 +76,3 @@ def load_hub(dataset_id: str, split: str, config: str | None = None) -> list[dic
     except Exception as exc:  # noqa: BLE001 - network, missing dataset, offline mode
         raise TaskDataError(f"cannot load hub dataset {dataset_id!r} (split {split!r}): {str(exc).splitlines()[0]}") from None
     return [dict(r, _line=i + 1) for i, r in enumerate(ds)]
-
-
-def strip_internal(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if not k.startswith("_")}

@@ -25,7 +25,6 @@ FLEXIBLE_PATTERN = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 FALLBACK = "[invalid]"
 IGNORE_REGEXES = (re.compile(","), re.compile(r"\$"), re.compile(r"(?s).*#### "), re.compile(r"\.$"))
 # lm-eval's generation settings for the task: greedy, stop at these strings.
-STOP_STRINGS = ("Question:", "</s>", "<|im_end|>")
 
 
 def _first_group(match) -> str:

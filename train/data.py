@@ -44,9 +44,6 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path, TrainingDataError)]
 
 
-def _gsm8k_gold(answer: str) -> str:
-    return answer.split("####")[-1].strip().replace(",", "")
-
 
 def task_of(cfg: DataConfig):
     """The `tasks` task a data source names (gsm8k, math500, aime24, amc23, humaneval,
