@@ -150,10 +150,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def shared_data_root(repo: Path = REPO_ROOT) -> Path:
     """Where the shared data sets (GSM8K, MATH-500, AIME24, AMC23, Cranfield) are:
-    ``$ASSAY_SHARED_DATA`` (or ``$ASSAY_DATA_ROOT``), else ``shared/data`` beside this
-    checkout, else beside the checkout this one was cloned from (a CI clone in /tmp of
-    /work/main still finds /work/shared/data). Read in place, never copied in."""
-    env = os.environ.get("ASSAY_SHARED_DATA") or os.environ.get("ASSAY_DATA_ROOT")
+    ``$ASSAY_SHARED_DATA``, else ``shared/data`` beside this checkout, else beside the
+    checkout this one was cloned from (a clone made elsewhere still finds the data its
+    origin has beside it). Read in place, never copied in."""
+    env = os.environ.get("ASSAY_SHARED_DATA")
     if env:
         return Path(env)
     beside = repo.parent / "shared" / "data"
