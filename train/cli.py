@@ -123,7 +123,7 @@ def _run_prefs(args: argparse.Namespace) -> int:
     from core.config import load_config
     from rewards import parse_spec
     from train.config import RunConfig
-    from train.prefs import PrefsOptions, make_prefs
+    from train.prefs import PrefsConfig, make_prefs
 
     overrides = list(args.overrides)
     if args.model:
@@ -145,7 +145,7 @@ def _run_prefs(args: argparse.Namespace) -> int:
         from train.config import RewardConfig
 
         cfg.rewards = [RewardConfig(name=n, weight=w) for n, w in parse_spec(args.rewards or "math")]
-    opts = PrefsOptions(k=args.k, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
+    opts = PrefsConfig(k=args.k, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                         threshold=args.threshold, pairs_per_prompt=args.pairs_per_prompt,
                         batch_size=args.batch_size, seed=args.seed)
     _print_summary(make_prefs(cfg, args.out, opts), args.json)

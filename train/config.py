@@ -93,7 +93,7 @@ class RetrievalConfig:
 
 
 @dataclass
-class LoraSettings:
+class AdapterConfig:
     enabled: bool = False
     r: int = 16
     alpha: int = 32
@@ -116,7 +116,7 @@ class LoggingConfig:
 
 
 @dataclass
-class EvalSettings:
+class EvalConfig:
     max_new_tokens: int = 64
     """Greedy generation length for the held-out accuracy check (RL and SFT)."""
     batch_size: int = 16
@@ -125,7 +125,7 @@ class EvalSettings:
 
 
 @dataclass
-class RewardsBackend:
+class RewardsBackendConfig:
     backend: str = "local"
     """Where the rewards run: local (this process's worker pool and sandbox) or ray (one
     reward host per node of a Ray cluster; see `rewards.ray_hosts`)."""
@@ -138,15 +138,15 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     rewards: list[RewardConfig] = field(default_factory=list)
-    rewards_backend: RewardsBackend = field(default_factory=RewardsBackend)
+    rewards_backend: RewardsBackendConfig = field(default_factory=RewardsBackendConfig)
     """`{backend: ray, address: ...}` scores the rewards on a Ray cluster's reward hosts."""
     rewards_import: list[str] = field(default_factory=list)
     """Modules that register rewards of your own (dotted names, looked up beside this config
     file and in the current directory, or .py paths); `assay train --import` adds to it."""
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    lora: AdapterConfig = field(default_factory=AdapterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-    eval: EvalSettings = field(default_factory=EvalSettings)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     time_limit_minutes: float | None = None
     """Stop (saving a checkpoint, then evaluating as usual) once training has run this long."""
@@ -232,7 +232,7 @@ def load_run_config(trainer: str, source: str | Path | dict | None, overrides: l
 
 
 __all__ = [
-    "ConfigError", "DataConfig", "EvalSettings", "LoggingConfig", "LoraSettings", "ModelConfig", "RetrievalConfig",
-    "RewardConfig", "RewardsBackend", "RunConfig", "TRAINERS", "check_section", "load_run_config", "section_class", "to_dict",
+    "ConfigError", "DataConfig", "EvalConfig", "LoggingConfig", "AdapterConfig", "ModelConfig", "RetrievalConfig",
+    "RewardConfig", "RewardsBackendConfig", "RunConfig", "TRAINERS", "check_section", "load_run_config", "section_class", "to_dict",
     "trl_config_class",
 ]

@@ -20,7 +20,7 @@ from train.config import RunConfig
 
 
 @dataclass
-class PrefsOptions:
+class PrefsConfig:
     k: int = 4
     """Completions sampled per prompt."""
     temperature: float = 0.8
@@ -34,7 +34,7 @@ class PrefsOptions:
 
 
 def build_pairs(prompts: list[dict], completions: list[list[str]], totals: list[list[float]],
-                opts: PrefsOptions) -> tuple[list[dict], dict[str, int]]:
+                opts: PrefsConfig) -> tuple[list[dict], dict[str, int]]:
     """Pair the best passing completions with the worst failing ones, per prompt."""
     pairs: list[dict] = []
     stats = {"all_pass": 0, "all_fail": 0, "paired_prompts": 0}
@@ -61,7 +61,7 @@ def build_pairs(prompts: list[dict], completions: list[list[str]], totals: list[
     return pairs, stats
 
 
-def make_prefs(cfg: RunConfig, out: str | Path, opts: PrefsOptions) -> dict[str, Any]:
+def make_prefs(cfg: RunConfig, out: str | Path, opts: PrefsConfig) -> dict[str, Any]:
     from train import data
     from train.generate import generate
     from train.scoring import RewardSet

@@ -30,7 +30,7 @@ def _custom(name: str) -> Callable | None:
 class RewardSet:
     def __init__(self, entries: Sequence[RewardConfig], backend: Any = None):
         self.entries = list(entries)
-        # train.config.RewardsBackend (None: local): where the assay rewards run
+        # train.config.RewardsBackendConfig (None: local): where the assay rewards run
         self.backend = {"backend": getattr(backend, "backend", "local"), "ray_address": getattr(backend, "address", None)}
         import rewards
 

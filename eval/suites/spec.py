@@ -37,7 +37,7 @@ BUILTIN_METRICS = ("exact_match", "f1")
 
 
 @dataclass
-class HubSpec:
+class HubConfig:
     id: str = ""
     """Hub dataset id (e.g. openai/gsm8k)."""
     split: str = "test"
@@ -47,7 +47,7 @@ class HubSpec:
 
 
 @dataclass
-class PromptSpec:
+class PromptConfig:
     style: str = "chat"
     """chat: the template is the user message, rendered with the model's chat template; plain: raw text."""
     template: str = "{question}"
@@ -63,7 +63,7 @@ class PromptSpec:
 
 
 @dataclass
-class SuiteSpec:
+class SuiteConfig:
     name: str = ""
     """Suite name in reports (default: the file name)."""
     type: str = "custom"
@@ -72,9 +72,9 @@ class SuiteSpec:
     """One line for `assay eval suites` and the report."""
     data: str | None = None
     """JSONL (or JSON list) file, relative to the spec file."""
-    hub: HubSpec | None = None
+    hub: HubConfig | None = None
     """A hub dataset instead of a local file."""
-    prompt: PromptSpec = field(default_factory=PromptSpec)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     """How a row becomes a prompt."""
     answer_field: str = "answer"
     """The gold answer's field (a string, or a list of acceptable answers for exact_match/f1)."""
@@ -103,7 +103,7 @@ class SuiteSpec:
 
 
 class SpecSuite(Task):
-    def __init__(self, spec: SuiteSpec, base: Path, where: str, data_root: str | None = None):
+    def __init__(self, spec: SuiteConfig, base: Path, where: str, data_root: str | None = None):
         super().__init__(data_root)
         self.spec = spec
         self.base = base
@@ -279,7 +279,7 @@ def load_spec_suite(path: str, *, data_root: str | None = None) -> SpecSuite:
     p = Path(path)
     if not p.exists():
         raise TaskError(f"suite spec {path!r} does not exist")
-    spec = load_config(SuiteSpec, p)
+    spec = load_config(SuiteConfig, p)
     if spec.type not in ("custom", "rag_qa"):
         raise TaskError(f"{path}: type must be custom or rag_qa, got {spec.type!r}")
     if not spec.data and not (spec.hub and spec.hub.id):
