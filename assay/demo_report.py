@@ -477,8 +477,8 @@ def _section_train(rep: Report, tr: dict[str, Any], has_eval: bool) -> None:
     weights = _train_reward_weights(rep.out / "train" / "config.yaml")
     formula = " + ".join(n if w == 1 else f"{num(w)} × {n}" for n, w in weights.items())
     if weights:
-        items.insert(0, [B("Reward:"), T(f" {formula}" + (" (the total the curve's black line shows)" if len(weights) > 1 else "")
-                                       + "; GRPO compares each completion's total with its group's mean")])
+        items.insert(0, [B("Reward:"), T(f" {formula}" + (" (the total: the curve's black line)" if len(weights) > 1 else "")
+                                       + "; GRPO compares each completion's reward with the mean of its group")])
     rep.bullets(items)
     src = _reward_chart(rep, steps, window, formula)
     if src:
