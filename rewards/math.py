@@ -783,7 +783,7 @@ def score_math(
         completions = [block.sub(" ", t) if "<" in t else t for t in completions]
     symbolic: dict[tuple[str, str], list[int]] = {}
     extracted: list[tuple[str, str]] = [("", "")] * len(completions)
-    methods: dict[int, tuple[str, str]] = {}
+    methods: dict[int, tuple[str, str, str]] = {}
     for i, (text, row) in enumerate(zip(completions, rows)):
         gold = extract_gold(row.get(gold_field, ""))
         if not gold.strip():
@@ -814,7 +814,7 @@ def score_math(
             results[i] = _verdict(hit[0], hit[1], ex.answer, gold, details)
         else:
             symbolic.setdefault(key, []).append(i)
-            methods[i] = (ex.answer, ex.method)
+            methods[i] = (ex.answer, ex.method, gold)
     if symbolic:
         from rewards.workers import shared_pool
 
@@ -833,9 +833,9 @@ def score_math(
             else:
                 verdict = (False, f"error: symbolic check failed ({out.error})")
             for i in symbolic[key]:
-                answer, method = methods[i]
-                d = {"extracted": answer, "method": method, "gold": key[0]}
-                results[i] = _verdict(verdict[0], verdict[1], answer, key[0], d)
+                answer, method, gold = methods[i]
+                d = {"extracted": answer, "method": method, "gold": gold}
+                results[i] = _verdict(verdict[0], verdict[1], answer, gold, d)  # worded as the fast path words it
     return results  # type: ignore[return-value]
 
 
