@@ -112,7 +112,10 @@ def write_plots(out: Path, summary: dict, recs: list[dict]) -> list[Path]:
         os.replace(tmp, path)
         made.append(path)
 
-    title = f"{summary.get('suite')} — {summary.get('model') or 'predictions'}"
+    model = summary.get("model")
+    # A model given as a path is named by its last part: titles carry no machine paths.
+    shown = Path(str(model)).name if model and ("/" in str(model) or "\\" in str(model)) else model
+    title = f"{summary.get('suite')} — {shown or 'predictions'}"
     scores = [r.get("mean_score", r.get("score")) for r in recs]
     scores = [0.0 if s is None else s for s in scores]
     fig, ax = plt.subplots(figsize=(6, 3.2))
