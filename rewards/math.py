@@ -247,17 +247,23 @@ class _NotANumber(Exception):
     pass
 
 
-_TOKEN_RE = re.compile(r"\d+(?:\.\d+)?|\\frac|\\cdot|\\times|\\div|[-+*/^(){}]")
+_TOKEN_RE = re.compile(r"\d+(?:\.\d+)?|\\frac|\\sqrt|\\pi|\\cdot|\\times|\\div|[-+*/^(){}\[\]]|i")
+_STARTS_FACTOR = ("(", "{", "\\frac", "\\sqrt", "\\pi", "i")
 
 
-def exact_number(s: str) -> Fraction | None:
-    """Value of a normalized arithmetic expression of literals (``-\\frac{1}{2^{99}}``,
-    ``3/4``, ``2.5``), exactly; None for anything else (symbols, radicals, sets, ...)."""
-    if not s or len(s) > 4000:
-        return None
+def _evaluate(s: str, *, exact: bool) -> Any:
+    r"""The value of an arithmetic expression of literals, by one small grammar:
+
+        expr := term (('+'|'-') term)*        term := unary (op unary | power)*
+        unary := ('-'|'+') unary | power      power := atom ('^' atom)?
+        atom := number | (expr) | {expr} | \frac atom atom | \sqrt[n] atom | \pi | i
+
+    `exact`: Fractions only -- no radicals, pi, i or implicit products, integer exponents
+    (``1/2^99`` stays exactly itself, so it is not ``1/2^98``); otherwise complex floats,
+    with implicit products (``3\sqrt{13}``, ``288\pi``). Raises `_NotANumber`."""
     toks = _TOKEN_RE.findall(s)
     if "".join(toks) != s:
-        return None
+        raise _NotANumber
     pos = 0
 
     def peek():
@@ -265,78 +271,107 @@ def exact_number(s: str) -> Fraction | None:
 
     def take():
         nonlocal pos
+        if pos >= len(toks):
+            raise _NotANumber
         pos += 1
         return toks[pos - 1]
 
-    def expr() -> Fraction:
+    def expr():
         v = term()
         while peek() in ("+", "-"):
             v = v + term() if take() == "+" else v - term()
         return v
 
-    def term() -> Fraction:
+    def term():
         v = unary()
-        while peek() in ("*", "/", "\\cdot", "\\times", "\\div"):
-            op = take()
-            r = unary()
-            if op in ("/", "\\div"):
-                if r == 0:
-                    raise _NotANumber
-                v = v / r
+        while True:
+            t = peek()
+            if t in ("*", "/", "\\cdot", "\\times", "\\div"):
+                take()
+                r = unary()
+                if t in ("/", "\\div"):
+                    if r == 0:
+                        raise _NotANumber
+                    v = v / r
+                else:
+                    v = v * r
+            elif not exact and t is not None and (t[0].isdigit() or t in _STARTS_FACTOR):
+                v = v * power()  # implicit product
             else:
-                v = v * r
-        return v
+                return v
 
-    def unary() -> Fraction:
-        if peek() == "-":
-            take()
-            return -unary()
-        if peek() == "+":
-            take()
-            return unary()
+    def unary():
+        if peek() in ("-", "+"):
+            return -unary() if take() == "-" else unary()
         return power()
 
-    def power() -> Fraction:
+    def power():
         base = atom()
-        if peek() == "^":
-            take()
-            e = atom()
+        if peek() != "^":
+            return base
+        take()
+        e = unary() if peek() == "-" else atom()
+        if exact:
             if e.denominator != 1 or abs(e.numerator) > 4096 or (base == 0 and e < 0):
                 raise _NotANumber
             return base ** int(e)
-        return base
-
-    def atom() -> Fraction:
-        t = take() if peek() is not None else None
-        if t is None:
+        if abs(e) > 64:
             raise _NotANumber
-        if t in ("(", "{"):
-            v = expr()
-            if peek() != (")" if t == "(" else "}"):
-                raise _NotANumber
-            take()
-            return v
+        return base ** e
+
+    def group(close):
+        v = expr()
+        if take() != close:
+            raise _NotANumber
+        return v
+
+    def atom():
+        t = take()
+        if t == "(":
+            return group(")")
+        if t == "{":
+            return group("}")
         if t == "\\frac":
-            if peek() != "{":
+            if exact and peek() != "{":
                 raise _NotANumber
             num = atom()
-            if peek() != "{":
+            if exact and peek() != "{":
                 raise _NotANumber
             den = atom()
             if den == 0:
                 raise _NotANumber
             return num / den
         if t[0].isdigit():
-            return Fraction(t)
+            return Fraction(t) if exact else complex(float(t))
+        if exact:
+            raise _NotANumber  # radicals, pi, i: not exact rationals
+        if t == "\\sqrt":
+            n = group("]").real if peek() == "[" and take() else 2.0
+            return atom() ** (1.0 / n)
+        if t == "\\pi":
+            return complex(cmath.pi)
+        if t == "i":
+            return 1j
         raise _NotANumber
 
     try:
         v = expr()
-    except (_NotANumber, IndexError, ZeroDivisionError, OverflowError):
-        return None
+    except (IndexError, ZeroDivisionError, OverflowError, TypeError, ValueError):
+        raise _NotANumber from None
     if pos != len(toks):
-        return None
+        raise _NotANumber
     return v
+
+
+def exact_number(s: str) -> Fraction | None:
+    """Value of a normalized arithmetic expression of literals (``-\\frac{1}{2^{99}}``,
+    ``3/4``, ``2.5``), exactly; None for anything else (symbols, radicals, sets, ...)."""
+    if not s or len(s) > 4000:
+        return None
+    try:
+        return _evaluate(s, exact=True)
+    except _NotANumber:
+        return None
 
 
 def _balanced(s: str) -> bool:
@@ -614,9 +649,6 @@ def _compare_one(gold: str, pred: str) -> tuple[bool | None, str]:
     return None, ""
 
 
-_CF_TOKEN_RE = re.compile(r"\d+(?:\.\d+)?|\\frac|\\sqrt|\\pi|\\cdot|\\times|\\div|[-+*/^(){}\[\]]|i")
-
-
 def closed_form_value(s: str) -> complex | None:
     """The value of a normalized closed form of numbers, fractions, radicals, pi and i
     (``3\\sqrt{13}``, ``-\\frac{\\pi}{6}``, ``6-5i``), as a complex float; None for
@@ -626,94 +658,11 @@ def closed_form_value(s: str) -> complex | None:
     s = s.replace("\\left", "").replace("\\right", "")
     if re.search(r"\d\\frac", s):
         return None  # 1\\frac{4}{5}: a mixed number or a product -- not ours to guess
-    toks = _CF_TOKEN_RE.findall(s)
-    if "".join(toks) != s:
-        return None
-    pos = 0
-
-    def peek():
-        return toks[pos] if pos < len(toks) else None
-
-    def take():
-        nonlocal pos
-        pos += 1
-        return toks[pos - 1]
-
-    def expr() -> complex:
-        v = term()
-        while peek() in ("+", "-"):
-            v = v + term() if take() == "+" else v - term()
-        return v
-
-    def term() -> complex:
-        v = unary()
-        while True:
-            t = peek()
-            if t in ("*", "\\cdot", "\\times", "/", "\\div"):
-                take()
-                r = unary()
-                v = v / r if t in ("/", "\\div") else v * r
-            elif t is not None and (t[0].isdigit() or t in ("(", "{", "\\frac", "\\sqrt", "\\pi", "i")):
-                v = v * power()  # implicit multiplication: 3\\sqrt{13}, 288\\pi, 5i
-            else:
-                return v
-
-    def unary() -> complex:
-        if peek() == "-":
-            take()
-            return -unary()
-        if peek() == "+":
-            take()
-            return unary()
-        return power()
-
-    def power() -> complex:
-        base = atom()
-        if peek() == "^":
-            take()
-            e = unary() if peek() == "-" else atom()
-            if abs(e) > 64:
-                raise ValueError("exponent too large")
-            return base ** e
-        return base
-
-    def group(close: str) -> complex:
-        v = expr()
-        if take() != close:
-            raise ValueError("unbalanced")
-        return v
-
-    def atom() -> complex:
-        t = take() if peek() is not None else None
-        if t is None:
-            raise ValueError("end")
-        if t == "(":
-            return group(")")
-        if t == "{":
-            return group("}")
-        if t == "\\frac":
-            return atom() / atom()
-        if t == "\\sqrt":
-            n = 2.0
-            if peek() == "[":
-                take()
-                n = group("]").real
-            return atom() ** (1.0 / n)
-        if t == "\\pi":
-            return complex(cmath.pi)
-        if t == "i":
-            return 1j
-        if t[0].isdigit():
-            return complex(float(t))
-        raise ValueError(t)
-
     try:
-        v = expr()
-    except (ValueError, ZeroDivisionError, OverflowError, IndexError, TypeError):
+        v = _evaluate(s, exact=False)
+    except _NotANumber:
         return None
-    if pos != len(toks) or not (cmath.isfinite(v)):
-        return None
-    return v
+    return v if cmath.isfinite(v) else None
 
 
 # ------------------------------------------------------------------------ the reward
