@@ -407,6 +407,32 @@ class _DocEntry:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def plan_update(current: list["_DocEntry"], loaded: Any) -> tuple[list["_DocEntry"], list[Document], list["_DocEntry"], dict]:
+    """What an update does, by content hash: (kept entries in their old order, documents
+    to chunk and embed, removed entries, the counts for the report). One plan for every
+    backend, so FAISS and Qdrant indexes agree on what changed."""
+    old = {d.id: d for d in current}
+    new_ids = {d.id for d in loaded.documents}
+    kept: list[_DocEntry] = []
+    todo: list[Document] = []
+    added = changed = 0
+    for doc in loaded.documents:
+        prev = old.get(doc.id)
+        if prev is not None and prev.hash == doc.content_hash:
+            kept.append(prev)
+        else:
+            todo.append(doc)
+            added += prev is None
+            changed += prev is not None
+    removed = [d for d in current if d.id not in new_ids]
+    order = {d.id: i for i, d in enumerate(current)}
+    kept.sort(key=lambda d: order[d.id])  # keep old positions' order
+    stats = {"added": added, "changed": changed, "removed": len(removed), "unchanged": len(kept),
+             "skipped": len(loaded.skipped), "ignored": loaded.ignored, "chunks_embedded": 0,
+             "model_calls": 0, "documents": len(loaded.documents)}
+    return kept, todo, removed, stats
+
+
 class Index:
     """A persistent hybrid (BM25 + dense) retrieval index over chunks."""
 
@@ -611,25 +637,7 @@ class Index:
                 fresh: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
         loaded = load_sources(sources)
-        old = {d.id: d for d in self._docs}
-        new_ids = {d.id for d in loaded.documents}
-        kept: list[_DocEntry] = []
-        todo: list[Document] = []
-        added = changed = 0
-        for doc in loaded.documents:
-            prev = old.get(doc.id)
-            if prev is not None and prev.hash == doc.content_hash:
-                kept.append(prev)
-            else:
-                todo.append(doc)
-                added += prev is None
-                changed += prev is not None
-        removed = [d for d in self._docs if d.id not in new_ids]
-        kept_order = {d.id: i for i, d in enumerate(self._docs)}
-        kept.sort(key=lambda d: kept_order[d.id])  # keep old positions' order
-        stats = {"added": added, "changed": changed, "removed": len(removed), "unchanged": len(kept),
-                 "skipped": len(loaded.skipped), "ignored": loaded.ignored, "chunks_embedded": 0,
-                 "model_calls": 0, "documents": len(loaded.documents)}
+        kept, todo, removed, stats = plan_update(self._docs, loaded)
         dense_changed = (self.manifest.get("config", {}).get("dense") != _to_dict(self.config.dense))
         if not fresh and not todo and not removed and not dense_changed:
             self._collect()  # leftovers of killed writers go even when nothing changed
@@ -641,7 +649,7 @@ class Index:
         chunks: list[Chunk] = []
         docs: list[_DocEntry] = []
         rows: list[np.ndarray] = []
-        only_appended = not removed and not changed and [d.id for d in kept] == [d.id for d in self._docs]
+        only_appended = not removed and not stats["changed"] and [d.id for d in kept] == [d.id for d in self._docs]
         for d in kept:
             docs.append(dataclasses.replace(d, first=len(chunks)))
             chunks.extend(self._chunks[d.first:d.first + d.count])

@@ -14,7 +14,16 @@ import numpy as np
 
 from core.errors import UserError
 from core.files import fault
-from rag.index import Index, IndexDirectoryError, _DocEntry, _jsonable, _progress, _same_model, read_manifest
+from rag.index import (
+    Index,
+    IndexDirectoryError,
+    _DocEntry,
+    _jsonable,
+    _progress,
+    _same_model,
+    plan_update,
+    read_manifest,
+)
 from rag.qdrant_store import (
     DENSE,
     SLOTS,
@@ -335,24 +344,7 @@ class QdrantIndex(Index):
         if fresh and (self.directory / "manifest.json").exists():
             committed, committed_ids = _previous_state(self)
         loaded = load_sources(sources)
-        old = {d.id: d for d in self._docs}
-        new_ids = {d.id for d in loaded.documents}
-        kept, todo = [], []
-        added = changed = 0
-        for doc in loaded.documents:
-            prev = old.get(doc.id)
-            if prev is not None and prev.hash == doc.content_hash:
-                kept.append(prev)
-            else:
-                todo.append(doc)
-                added += prev is None
-                changed += prev is not None
-        removed = [d for d in self._docs if d.id not in new_ids]
-        order = {d.id: i for i, d in enumerate(self._docs)}
-        kept.sort(key=lambda d: order[d.id])
-        stats = {"added": added, "changed": changed, "removed": len(removed), "unchanged": len(kept),
-                 "skipped": len(loaded.skipped), "ignored": loaded.ignored, "chunks_embedded": 0,
-                 "model_calls": 0, "documents": len(loaded.documents)}
+        kept, todo, removed, stats = plan_update(self._docs, loaded)
 
         chunks, docs = [], []
         for d in kept:
