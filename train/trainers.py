@@ -252,9 +252,14 @@ def _check_trainer_section(trainer: str, cfg: RunConfig) -> None:
 
         from_dict(PPOConfig, {**cfg.ppo, "seed": cfg.seed}, "ppo")
         return
+    import warnings
+
     kw = dict(getattr(cfg, trainer))
     kw.update(bf16=False, fp16=False, use_cpu=True, report_to="none")
-    with tempfile.TemporaryDirectory() as tmp:
+    if "gradient_checkpointing" not in kw and "activation_checkpointing" not in kw:
+        kw["activation_checkpointing"] = False  # as trl_args decides it; no deprecation notice either way
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a throwaway object: its notices are the real run's to give
         try:
             args = trl_config_class(trainer)(output_dir=tmp, **kw)
         except (ValueError, TypeError) as exc:
