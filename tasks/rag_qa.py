@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from rewards.qa import is_abstention, short_answer
 from tasks import rag_qa_metrics as M

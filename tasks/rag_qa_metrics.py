@@ -34,7 +34,6 @@ from typing import Any, Sequence
 # are the same functions as these evaluation metrics).
 from rewards.qa import _f1, exact_match, normalize_answer, token_f1  # noqa: E402,F401
 
-
 # ---- citations -------------------------------------------------------------------------
 
 _CITE = re.compile(r"\[\s*(\d+(?:\s*(?:,|-|–)\s*\d+)*)\s*\]")

@@ -12,9 +12,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.rag_qa_metrics import (abstention_scores, answer_correct, answer_supported, citation_scores,
-                                  cited_passages, exact_match, is_abstention, normalize_answer, recall_at_k,
-                                  token_f1)
+from tasks.rag_qa_metrics import (
+    abstention_scores,
+    answer_correct,
+    answer_supported,
+    citation_scores,
+    cited_passages,
+    exact_match,
+    is_abstention,
+    normalize_answer,
+    recall_at_k,
+    token_f1,
+)
 
 # (prediction, accepted answers, EM, F1), each worked out by hand from SQuAD v1.1's rules:
 # lower-case -> drop punctuation -> drop a/an/the -> split on whitespace.
