@@ -99,6 +99,7 @@ def generate_search(model: str, prompts: list, index_dir: str, max_new_tokens: i
                 out = rollout.generate(mdl, tok, batch, max_new_tokens=max_new_tokens, temperature=1.0, top_k=1)
             for t, ids in zip(batch, out.completion_ids):
                 cached[t] = tok.decode(ids, skip_special_tokens=True)
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
             cache_path.write_text(json.dumps(cached))
     return [cached[t] for t in texts]
 
