@@ -10,6 +10,8 @@ from tasks.base import TaskError
 from tasks.passages import GROUNDED_INSTRUCTION, SEARCH_INSTRUCTIONS
 from tasks.rag_qa import ABSTAIN_TEXT, RagQA
 
+pytestmark = pytest.mark.slow  # builds a real MiniLM index over a generated world (25-50 s here)
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
