@@ -407,6 +407,31 @@ class _DocEntry:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def read_version(directory: Path, manifest: dict[str, Any], readers) -> tuple[Path, set[str], "IndexConfig", dict]:
+    """Read an index version: its checksums checked (cheaply), its config, its documents and
+    chunks, then each backend file by `readers` -- ``(name, fn(path, read_so_far, config))``,
+    in order. Any file that cannot be read is a one-line corruption error naming it. One
+    reader for every backend (FAISS here, Qdrant in rag.qdrant_index)."""
+    vdir = directory / manifest["version"]
+    hashed: set[str] = set()
+    if "checksums" in manifest:
+        hashed, _ = _verify_files(directory, manifest, full=False)
+    config = IndexConfig.from_dict(manifest["config"])
+    common = (("docs.jsonl", lambda path, got, config: [_DocEntry(**json.loads(line)) for line in _lines(path)]),
+              ("chunks.jsonl", lambda path, got, config: [Chunk(**json.loads(line)) for line in _lines(path)]))
+    got: dict[str, Any] = {}
+    current = vdir
+    try:
+        for name, read in (*common, *readers):
+            current = vdir / name
+            got[name] = read(current, got, config)
+    except (OSError, ValueError, EOFError, RuntimeError, KeyError, TypeError, IndexError) as exc:
+        # only an index without checksums (an older assay's) or a truly odd file gets here
+        what = str(exc).splitlines()[0] if str(exc) else ""
+        raise _corrupt(current, f"cannot be read ({type(exc).__name__}: {what})", directory) from None
+    return vdir, hashed, config, got
+
+
 def plan_update(current: list["_DocEntry"], loaded: Any) -> tuple[list["_DocEntry"], list[Document], list["_DocEntry"], dict]:
     """What an update does, by content hash: (kept entries in their old order, documents
     to chunk and embed, removed entries, the counts for the report). One plan for every
@@ -528,27 +553,14 @@ class Index:
 
     @classmethod
     def _load(cls, directory: Path, manifest: dict[str, Any], embedder: Embedder | None) -> "Index":
-        vdir = directory / manifest["version"]
-        hashed: set[str] = set()
-        if "checksums" in manifest:
-            hashed, _ = _verify_files(directory, manifest, full=False)
-        config = IndexConfig.from_dict(manifest["config"])
-        current = vdir
-        try:
-            current = vdir / "docs.jsonl"
-            docs = [_DocEntry(**json.loads(line)) for line in _lines(current)]
-            current = vdir / "chunks.jsonl"
-            chunks = [Chunk(**json.loads(line)) for line in _lines(current)]
-            current = vdir / "vectors.npy"
-            vectors = np.load(current, mmap_mode="r", allow_pickle=False)
-            current = vdir / "dense.faiss"
-            dense = DenseIndex.load(current, config.dense, vectors, manifest.get("dense_trained_on"))
-            current = vdir / "bm25"
-            bm25 = BM25Index.load(current)
-        except (OSError, ValueError, EOFError, RuntimeError, KeyError, TypeError, IndexError) as exc:
-            # only an index without checksums (an older assay's) or a truly odd file gets here
-            what = str(exc).splitlines()[0] if str(exc) else ""
-            raise _corrupt(current, f"cannot be read ({type(exc).__name__}: {what})", directory) from None
+        vdir, hashed, config, got = read_version(directory, manifest, (
+            ("vectors.npy", lambda path, got, config: np.load(path, mmap_mode="r", allow_pickle=False)),
+            ("dense.faiss", lambda path, got, config: DenseIndex.load(path, config.dense, got["vectors.npy"],
+                                                                      manifest.get("dense_trained_on"))),
+            ("bm25", lambda path, got, config: BM25Index.load(path)),
+        ))
+        docs, chunks = got["docs.jsonl"], got["chunks.jsonl"]
+        vectors, dense, bm25 = got["vectors.npy"], got["dense.faiss"], got["bm25"]
         if not (len(chunks) == len(vectors) == len(dense) == bm25.n_docs):
             raise _corrupt(vdir, f"inconsistent index version (chunks {len(chunks)}, vectors {len(vectors)}, "
                                  f"faiss {len(dense)}, bm25 {bm25.n_docs})", directory)

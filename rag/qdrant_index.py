@@ -125,25 +125,12 @@ class QdrantIndex(Index):
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
     def _load(cls, directory: Path, manifest: dict[str, Any], embedder) -> "QdrantIndex":
-        from rag.documents import Chunk
-        from rag.index import IndexConfig, _corrupt, _lines, _verify_files
+        from rag.index import read_version
 
-        vdir = directory / manifest["version"]
-        hashed: set[str] = set()
-        if "checksums" in manifest:
-            hashed, _ = _verify_files(directory, manifest, full=False)
-        config = IndexConfig.from_dict(manifest["config"])
-        current = vdir
-        try:
-            current = vdir / "docs.jsonl"
-            docs = [_DocEntry(**json.loads(line)) for line in _lines(current)]
-            current = vdir / "chunks.jsonl"
-            chunks = [Chunk(**json.loads(line)) for line in _lines(current)]
-            current = vdir / "sparse.json"
-            stats = SparseStats.from_json(json.loads(current.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            what = str(exc).splitlines()[0] if str(exc) else ""
-            raise _corrupt(current, f"cannot be read ({type(exc).__name__}: {what})", directory) from None
+        _, hashed, config, got = read_version(directory, manifest, (
+            ("sparse.json", lambda path, got, config: SparseStats.from_json(json.loads(path.read_text(encoding="utf-8")))),
+        ))
+        docs, chunks, stats = got["docs.jsonl"], got["chunks.jsonl"], got["sparse.json"]
         dim = np.zeros((0, int(manifest["embedder"].get("dim") or 0)), np.float32)
         index = cls(directory, config, manifest, chunks, docs, dim, None, None, embedder)
         index._verified = hashed
