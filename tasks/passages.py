@@ -24,6 +24,19 @@ SEARCH_INSTRUCTIONS = (
     "come back between <information> and </information>, numbered [1], [2], .... Search as often as "
     "you need, then give the final answer between <answer> and </answer>, citing sources like [1]."
 )
+# How search results are pasted into a search-in-the-loop completion: the rollout
+# (train.rollouts) pastes them and the programmatic search traces SFT teaches from
+# (tasks.rag_qa) are written with the same block, so the two never drift apart.
+INFORMATION_TEMPLATE = "\n<information>{passages}</information>\n"
+INFORMATION_PASSAGE_CHARS = 600
+
+
+def information_block(texts: Sequence[str], *, start: int = 1, max_chars: int | None = INFORMATION_PASSAGE_CHARS,
+                      template: str = INFORMATION_TEMPLATE) -> str:
+    """One search's results as pasted into the completion: ``[n] text`` lines, numbered on
+    from `start` (passages keep their numbers across searches), inside `template`."""
+    body = format_passages(texts, start=start, max_chars=max_chars, sep="\n") if texts else "No results."
+    return template.replace("{passages}", body)
 
 
 def format_passages(texts: Sequence[str], *, start: int = 1, max_chars: int | None = None, sep: str = "\n\n") -> str:

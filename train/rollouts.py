@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, Sequence
 
 from core.config import ConfigError
-from tasks.passages import SEARCH_INSTRUCTIONS, format_passages
+from tasks.passages import INFORMATION_PASSAGE_CHARS, INFORMATION_TEMPLATE, SEARCH_INSTRUCTIONS, information_block
 
 if TYPE_CHECKING:
     import torch
@@ -43,8 +43,8 @@ class SearchConfig:
     max_new_tokens: int | None = None  # policy tokens per completion over all turns; None = the trainer's limit
     max_turn_tokens: int | None = None  # policy tokens per turn; None = no per-turn cap
     max_information_tokens: int = 384  # an information block is cut to this many tokens
-    max_passage_chars: int = 600  # each pasted chunk is cut to this many characters
-    information_template: str = "\n<information>{passages}</information>\n"  # must contain {passages}
+    max_passage_chars: int = INFORMATION_PASSAGE_CHARS  # each pasted chunk is cut to this many characters
+    information_template: str = INFORMATION_TEMPLATE  # must contain {passages}
     limit_message: str = "Search limit reached: answer now."  # pasted when the policy searches past max_turns
     instructions: str | None = None  # prepended to every prompt's (last user) text; "default" = SEARCH_INSTRUCTIONS; None = prompts as they are
 
@@ -163,12 +163,10 @@ class SearchRollout:
 
     def information(self, query: str, start_number: int) -> tuple[str, list[Passage]]:
         passages = list(self.retrieve(query, self.config.top_k)) if query.strip() else []
-        if not passages:
-            body = "No results." if query.strip() else "Empty query."
-        else:
-            body = format_passages([p.text for p in passages], start=start_number,
-                                   max_chars=self.config.max_passage_chars, sep="\n")
-        return self.config.information_template.replace("{passages}", body), passages
+        if not query.strip():
+            return self.config.information_template.replace("{passages}", "Empty query."), passages
+        return information_block([p.text for p in passages], start=start_number, max_chars=self.config.max_passage_chars,
+                                 template=self.config.information_template), passages
 
     def generate(self, model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, max_prompt_length: int | None = None,
