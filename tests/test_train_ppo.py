@@ -14,6 +14,7 @@ from rewards.base import get
 from train.ppo import (
     PPOConfig,
     PPOError,
+    PPORunner,
     completion_mask,
     gae,
     kl_penalty,
@@ -225,6 +226,34 @@ def test_ppo_lora_reference_is_the_base_and_resume_continues(toy_lm, tmp_path):
     assert [r["step"] for r in run.metrics()] == [1, 2, 3]
     assert summary["steps_run"] == 1
     assert run.metrics()[2]["kl"] > 0  # the resumed adapters are the trained ones, not fresh (= base)
+
+
+def test_ppo_runner_steps_by_hand_are_what_train_does(toy_lm, tmp_path):
+    """PPORunner has one method per step; calling them in order by hand logs what train_ppo logs."""
+    config = PPOConfig(steps=1, batch_size=4, mini_batch_size=2, ppo_epochs=2, learning_rate=1e-2, max_new_tokens=3,
+                       save_every=0, seed=1)
+    runner = PPORunner(toy_lm, lucky_rows(8), math_reward, config, RunDir(tmp_path / "by_hand"))
+    batch = runner.rollout(0)
+    assert len(batch.completions) == 4
+    assert batch.input_ids.shape[1] == batch.prompt_len + batch.completion_ids.shape[1]
+    scores = runner.score(batch)
+    logprobs, values, ref_logprobs = runner.evaluate(batch)
+    assert torch.equal(logprobs, ref_logprobs)  # before any update the policy is the reference
+    assert torch.all(values[batch.policy_mask == 0] == 0)
+    advantages, returns, kl = runner.advantages(batch, scores.shaped, logprobs, values, ref_logprobs)
+    assert torch.all(kl == 0) and advantages.shape == returns.shape == batch.completion_ids.shape
+    stats = runner.update(0, batch, logprobs, values, advantages, returns)
+    runner.log(0, batch, scores, kl, stats, generation_time=0.0, step_time=1.0)
+    runner.checkpoint(1)
+    assert (runner.run.checkpoint_dir(1) / "value_head.safetensors").exists()
+
+    run = RunDir(tmp_path / "loop")
+    summary = train_ppo(toy_lm, lucky_rows(8), math_reward, config, run)
+    timings = ("reward_time", "generation_time", "step_time", "reward_time_share", "peak_memory_mb")
+    by_hand, looped = runner.run.metrics()[0], run.metrics()[0]
+    assert list(by_hand) == list(looped)
+    assert {k: v for k, v in by_hand.items() if k not in timings} == {k: v for k, v in looped.items() if k not in timings}
+    assert summary["steps"] == runner.summary()["steps"] == 1
 
 
 def test_ppo_bad_input_is_a_user_error(toy_lm, tmp_path):

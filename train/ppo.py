@@ -12,6 +12,14 @@ TRL removed its PPOTrainer in 1.13, so assay keeps its own. The algorithm, per s
     5. GAE       advantages A_t and returns R_t = A_t + V_t from (gamma, lambda)
     6. update    `ppo_epochs` passes over shuffled minibatches of the rollout: clipped
                  surrogate, clipped value loss, entropy bonus; whitened advantages
+    7. log       one record per step in the run's metrics.jsonl
+    8. checkpoint  every `save_every` steps, at the end, and on SIGINT
+
+`PPORunner` is one run: its constructor builds the models, optimizer and counters (resuming
+from the last checkpoint if asked), it has one method per step (`rollout`, `score`,
+`evaluate`, `advantages` for 4-5, `update`, `log`, `checkpoint`), and `train()` is the loop
+that calls them in that order, short enough to read as the algorithm. `train_ppo` builds
+one and runs it; the rest of assay calls that.
 
 Tokens that the policy did not write (padding after EOS; `<information>` blocks pasted in
 by a search tool) carry mask 0: they get no reward, no advantage and no loss, and GAE
@@ -23,6 +31,7 @@ functions so that tests can check them against hand-computed values.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -379,7 +388,9 @@ def _load_optimizer(optimizer, ckpt: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# The trainer
+# The trainer: one PPO run as an object. Setup puts the models, the optimizer, the run
+# directory and the counters on the instance; each step of the algorithm is a method that
+# takes and returns tensors; `train()` is the loop that calls them in order.
 # --------------------------------------------------------------------------------------
 
 
@@ -392,6 +403,385 @@ def _batch_indices(n: int, step: int, batch_size: int, seed: int) -> list[int]:
         random.Random(seed * 1_000_003 + epoch).shuffle(perm)
         out.append(perm[pos])
     return out
+
+
+@dataclass
+class Rollout:
+    """One step's prompts and what the policy wrote for them; token tensors are (batch, tokens)."""
+
+    rows: list[dict]  # the prompt rows, with `contexts` added when the policy searched
+    texts: list[str]  # the prompts as the policy read them
+    completions: list[str]  # decoded, up to and including the first EOS
+    input_ids: torch.Tensor  # left-padded prompt + completion: what every forward pass reads
+    attention: torch.Tensor
+    prompt_len: int  # completion tokens start at this column of input_ids
+    completion_ids: torch.Tensor
+    policy_mask: torch.Tensor  # float, 1 on tokens the policy wrote: the only ones with reward, advantage, loss
+    truncated: torch.Tensor  # bool per row, on the CPU: stopped by max_new_tokens, not by an EOS
+    search_calls: float | None  # mean `<search>` calls per completion, with search in the loop
+
+
+@dataclass
+class Scores:
+    """One scalar per completion, in the forms the rewards and the log need."""
+
+    shaped: torch.Tensor  # what the rewards add: raw, whitened and clipped if configured (on the device)
+    raw: torch.Tensor  # verifiers + reward model - missing-EOS penalty: what the log reports
+    verifier: torch.Tensor  # the verifiers' part alone
+    seconds: float  # time in reward_fn and the reward model, the share of a step the log tracks
+
+
+class PPORunner:
+    """One PPO run of `model` on `prompts`: the loop in `train()`, one method per step.
+
+    State lives on the instance: policy (with LoRA, also the reference: adapters off),
+    reference (a frozen copy otherwise), value head, optimizer, tokenizer, config, the
+    run directory metrics and checkpoints go to, and the step counters. `train_ppo` is the
+    entry point; the arguments are documented there.
+    """
+
+    def __init__(self, model: str, prompts: list[dict], reward_fn: Callable[[list[str], list[dict]], list[float]] | None,
+                 config: PPOConfig, run: "RunDir", *, lora: dict | None = None, resume: bool = False,
+                 reward_model: str | None = None, search: "SearchConfig | None" = None,
+                 search_index: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from core.models import load_pretrained, pick_device, torch_dtype
+
+        if not prompts:
+            raise PPOError("no prompts to train on")
+        for i, row in enumerate(prompts):
+            if "prompt" not in row:
+                raise PPOError(f"prompt row {i}: missing field 'prompt'")
+        if reward_fn is None and reward_model is None:
+            raise PPOError("PPO needs a reward: give reward_fn (assay rewards) and/or reward_model")
+
+        # Seeded before any model is built: the copy, the LoRA init and sampling all draw from here.
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        self.config, self.run, self.prompts, self.reward_fn, self.search = config, run, prompts, reward_fn, search
+        self.device = device = pick_device()
+        dtype = torch_dtype(config.dtype, device)
+
+        ckpt = run.last_checkpoint() if resume else None
+        base, tokenizer = load_pretrained(model, dtype=dtype)
+        tokenizer.padding_side = "left"
+        tokenizer.truncation_side = "left"  # an over-long prompt keeps its end, where the question is
+        base.generation_config.pad_token_id = tokenizer.pad_token_id
+        self.tokenizer = tokenizer
+
+        if lora:
+            from peft import LoraConfig, PeftModel, get_peft_model
+
+            if ckpt is not None:
+                policy = PeftModel.from_pretrained(base, ckpt / "policy", is_trainable=True)
+            else:
+                policy = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **lora))
+            reference = None  # the same weights with the adapters disabled
+        else:
+            # The reference is the starting model, frozen; the policy is a trainable copy
+            # (loaded from the checkpoint when resuming).
+            reference = base
+            reference.eval().requires_grad_(False)
+            policy = (AutoModelForCausalLM.from_pretrained(ckpt / "policy", dtype=dtype) if ckpt is not None
+                      else copy.deepcopy(base))
+            policy.requires_grad_(True)
+            reference.to(device)
+        policy.to(device)
+        if config.gradient_checkpointing:
+            policy.gradient_checkpointing_enable()
+            if lora:
+                policy.enable_input_require_grads()
+        self.policy, self.reference = policy, reference
+        hidden_size = policy.config.get_text_config().hidden_size
+        self.value_head = ValueHead(hidden_size, device, dtype, config.seed)
+        if ckpt is not None:
+            from safetensors.torch import load_file
+
+            self.value_head.linear.load_state_dict(load_file(ckpt / "value_head.safetensors"))
+
+        policy_params = [p for p in policy.parameters() if p.requires_grad]
+        value_params = list(self.value_head.linear.parameters())
+        self.params = policy_params + value_params  # what the gradient norm is clipped over
+        self.optimizer = torch.optim.AdamW(
+            [{"params": policy_params, "lr": config.learning_rate},
+             {"params": value_params, "lr": config.value_learning_rate or config.learning_rate}],
+            weight_decay=config.weight_decay,
+        )
+        self.start_step, self.state = 0, {}
+        if ckpt is not None:
+            _load_optimizer(self.optimizer, ckpt)
+            meta = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+            self.start_step, self.state = int(meta["step"]), meta.get("state", {})
+
+        self.scorer = RewardModelScorer(reward_model, device) if reward_model else None
+        # generate stops at any of them; they also end the completion mask and the decoded text
+        self.eos_ids = sorted({tokenizer.eos_token_id, *(_as_list(policy.generation_config.eos_token_id))} - {None})
+        self.search_rollout = None
+        if search is not None:
+            from train.rollouts import SearchRollout
+
+            if not search_index:
+                raise PPOError("search in the loop needs search_index (an assay index directory)")
+            self.search_rollout = SearchRollout.from_index(search_index, search)
+
+        self.step_times: list[float] = []
+        self.rewards_seen: list[float] = []  # mean raw score of each step run
+        self.last_ckpt: Path | None = ckpt
+        self.stop = False  # set by SIGINT: finish the step, checkpoint, return
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    def train(self) -> dict:
+        """Run steps start_step+1 .. config.steps; returns the summary `train_ppo` documents."""
+        config = self.config
+        with self._sigint_finishes_the_step():
+            for step in range(self.start_step, config.steps):
+                t0 = time.perf_counter()
+                batch = self.rollout(step)
+                t_gen = time.perf_counter()
+                scores = self.score(batch)
+                # A frozen snapshot of the policy as it sampled: the update's ratios and clipping are relative to it
+                logprobs, values, ref_logprobs = self.evaluate(batch)
+                advantages, returns, kl = self.advantages(batch, scores.shaped, logprobs, values, ref_logprobs)
+                stats = self.update(step, batch, logprobs, values, advantages, returns)
+                self.log(step, batch, scores, kl, stats, generation_time=t_gen - t0, step_time=time.perf_counter() - t0)
+                done = step + 1
+                # an interrupted run saves where it stopped, so resume loses nothing
+                if self.stop or done == config.steps or (config.save_every and done % config.save_every == 0):
+                    self.checkpoint(done)
+                if self.stop:
+                    break
+        return self.summary()
+
+    # ---- the steps ------------------------------------------------------------------------
+
+    def rollout(self, step: int) -> Rollout:
+        """1. Sample one completion per prompt of this step's batch, at config.temperature."""
+        import torch
+
+        config, tokenizer, policy, device = self.config, self.tokenizer, self.policy, self.device
+        rows = [self.prompts[i] for i in _batch_indices(len(self.prompts), step, config.batch_size, config.seed)]
+        texts = [_prompt_text(r["prompt"], tokenizer) for r in rows]
+        search_calls = None
+        policy.eval()  # no dropout while sampling and scoring: log-probs must match
+        with torch.no_grad():
+            if self.search_rollout is not None:
+                from train.rollouts import _prompt_texts
+
+                texts = _prompt_texts([r["prompt"] for r in rows], tokenizer, self.search.instructions, {})
+                gen = self.search_rollout.generate(policy, tokenizer, texts, max_new_tokens=config.max_new_tokens,
+                                                   temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
+                                                   max_prompt_length=config.max_prompt_length)
+                padded = {k: v.to(device) for k, v in gen.padded(tokenizer.pad_token_id).items()}
+                prompt_ids, prompt_mask = padded["prompt_ids"], padded["prompt_mask"]
+                completion_ids = padded["completion_ids"]
+                mask = padded["completion_mask"]  # 1 on every real token (incl. retrieved ones)
+                policy_mask = padded["policy_mask"]  # 1 on tokens the policy wrote
+                # the retrieved chunks, numbered as the policy saw them, for the grounding reward
+                rows = [dict(r, contexts=[p.text for p in ps]) for r, ps in zip(rows, gen.passages)]
+                search_calls = sum(gen.search_calls_list) / len(rows)
+            else:
+                enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                                max_length=config.max_prompt_length, add_special_tokens=False)
+                prompt_ids, prompt_mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+                sequences = policy.generate(
+                    input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
+                    temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,  # top_k=0 explicitly: None would mean generation_config's default (50), and log-probs would no longer match the sampler
+                    max_new_tokens=config.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=self.eos_ids,
+                )
+                completion_ids = sequences[:, prompt_ids.shape[1]:]
+                mask = completion_mask(completion_ids, self.eos_ids)
+                policy_mask = mask
+        completions = tokenizer.batch_decode(completion_ids * mask + tokenizer.pad_token_id * (1 - mask),
+                                             skip_special_tokens=True)
+        return Rollout(rows=rows, texts=texts, completions=completions,
+                       input_ids=torch.cat([prompt_ids, completion_ids], 1), attention=torch.cat([prompt_mask, mask], 1),
+                       prompt_len=prompt_ids.shape[1], completion_ids=completion_ids, policy_mask=policy_mask.float(),
+                       truncated=~_ends_with_eos(completion_ids, mask, self.eos_ids), search_calls=search_calls)
+
+    def score(self, batch: Rollout) -> Scores:
+        """2. One scalar per completion: reward_fn (assay's verifiers) plus the reward model's score."""
+        import torch
+
+        config = self.config
+        t_r = time.perf_counter()
+        scores = torch.zeros(len(batch.rows), dtype=torch.float32)
+        if self.reward_fn is not None:
+            got = self.reward_fn(batch.completions, batch.rows)
+            if len(got) != len(batch.rows):
+                raise RuntimeError(f"reward_fn returned {len(got)} scores for {len(batch.rows)} completions")
+            scores += torch.tensor([0.0 if s is None else float(s) for s in got])
+        verifier = scores.clone()
+        if self.scorer is not None:
+            scores += config.reward_model_coef * torch.tensor(self.scorer([r["prompt"] for r in batch.rows], batch.completions))
+        seconds = time.perf_counter() - t_r
+        if config.missing_eos_penalty is not None:
+            scores -= config.missing_eos_penalty * batch.truncated.float().cpu()
+        raw = scores.clone()
+        if config.whiten_rewards and len(scores) > 1:
+            scores = (scores - scores.mean()) / (scores.std() + 1e-8)
+        if config.score_clip is not None:
+            scores = scores.clamp(-config.score_clip, config.score_clip)
+        return Scores(shaped=scores.to(self.device), raw=raw, verifier=verifier, seconds=seconds)
+
+    def evaluate(self, batch: Rollout):
+        """3. With no grad: the policy's log-probs and values, the reference's log-probs.
+
+        Returns (logprobs, values, ref_logprobs), each (batch, completion tokens); values are 0
+        where the policy did not write, so GAE and the value loss see only its tokens.
+        """
+        import torch
+
+        config = self.config
+        self.policy.eval()  # as in the rollout: these must be the log-probs the tokens were sampled with
+        logprobs, values, ref_logprobs = [], [], []
+        with torch.no_grad():
+            for i in range(0, len(batch.rows), config.forward_batch_size):
+                sl = slice(i, i + config.forward_batch_size)
+                ids, att, tokens = batch.input_ids[sl], batch.attention[sl], batch.completion_ids[sl]
+                logits, hidden = _forward(self.policy, ids, att, batch.prompt_len, config.temperature, True)
+                logprobs.append(_token_logprobs(logits, tokens))
+                values.append(self.value_head(hidden))
+                with self._reference() as reference:
+                    ref_logits, _ = _forward(reference, ids, att, batch.prompt_len, config.temperature, False)
+                ref_logprobs.append(_token_logprobs(ref_logits, tokens))
+        return torch.cat(logprobs), torch.cat(values) * batch.policy_mask, torch.cat(ref_logprobs)
+
+    def advantages(self, batch: Rollout, scores, logprobs, values, ref_logprobs):
+        """4-5. Per-token rewards, then GAE; returns (advantages, returns, kl).
+
+        The reward is -kl_coef * KL(policy || reference) on every token the policy wrote, so
+        the penalty lands where the drift happened, plus the score on its last token, as
+        the completion is judged only once it is finished.
+        """
+        import torch
+
+        config, pm = self.config, batch.policy_mask
+        kl = kl_penalty(logprobs, ref_logprobs, config.kl_estimator) * pm
+        rewards = -config.kl_coef * kl
+        last = (pm * torch.arange(pm.shape[1], device=self.device)).argmax(1)  # last policy-written token
+        rewards[torch.arange(len(batch.rows), device=self.device), last] += scores
+        advantages, returns = gae(rewards, values, pm, config.gamma, config.lam)
+        if config.whiten_advantages:
+            advantages = whiten(advantages, pm)
+        return advantages, returns, kl
+
+    def update(self, step: int, batch: Rollout, old_logprobs, old_values, advantages, returns) -> dict[str, float]:
+        """6. `ppo_epochs` passes over shuffled minibatches; returns the mean of each loss statistic."""
+        import torch
+
+        config = self.config
+        self.policy.train()
+        self.value_head.linear.train()
+        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "clipfrac",
+                                                          "vf_clipfrac", "approx_kl", "grad_norm")}
+        # its own generator, seeded by step: a resumed run shuffles its minibatches as an unbroken one would
+        gen_torch = torch.Generator().manual_seed(config.seed * 7919 + step)
+        for _ in range(config.ppo_epochs):
+            order = torch.randperm(len(batch.rows), generator=gen_torch).tolist()
+            for i in range(0, len(batch.rows), config.mini_batch_size):
+                idx = torch.tensor(order[i : i + config.mini_batch_size], device=self.device)
+                logits, hidden = _forward(self.policy, batch.input_ids[idx], batch.attention[idx], batch.prompt_len,
+                                          config.temperature, True)
+                logprobs = _token_logprobs(logits, batch.completion_ids[idx])
+                values = self.value_head(hidden)
+                m = batch.policy_mask[idx]
+                pg_loss, clipfrac, approx_kl = policy_loss(logprobs, old_logprobs[idx], advantages[idx], m, config.cliprange)
+                vf_loss, vf_clipfrac = value_loss(values, old_values[idx], returns[idx], m, config.cliprange_value)
+                entropy = masked_mean(entropy_from_logits(logits), m)
+                loss = pg_loss + config.vf_coef * vf_loss - config.ent_coef * entropy
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.params, config.max_grad_norm)
+                self.optimizer.step()
+                for k, v in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("entropy", entropy),
+                             ("clipfrac", clipfrac), ("vf_clipfrac", vf_clipfrac), ("approx_kl", approx_kl),
+                             ("grad_norm", grad_norm)):
+                    stats[k].append(float(v.detach()) if hasattr(v, "detach") else float(v))
+        return {k: sum(v) / len(v) for k, v in stats.items()}
+
+    def log(self, step: int, batch: Rollout, scores: Scores, kl, stats: dict[str, float], *,
+            generation_time: float, step_time: float) -> None:
+        """7. One record in the run's metrics.jsonl: rewards, KL, losses, lengths, timings, a few samples."""
+        self.step_times.append(step_time)
+        raw = scores.raw
+        reward_mean = raw.mean().item()
+        self.rewards_seen.append(reward_mean)
+        record = {
+            "step": step + 1,
+            "reward": reward_mean,
+            "reward_std": raw.std().item() if len(raw) > 1 else 0.0,
+            "verifier_reward": scores.verifier.mean().item() if self.reward_fn is not None else None,
+            "kl": (kl.sum(1)).mean().item(),  # per sequence: the sum over its tokens
+            "entropy": stats["entropy"],
+            "clipfrac": stats["clipfrac"],
+            "vf_clipfrac": stats["vf_clipfrac"],
+            "approx_kl": stats["approx_kl"],
+            "policy_loss": stats["policy_loss"],
+            "value_loss": stats["value_loss"],
+            "grad_norm": stats["grad_norm"],
+            "completion_length": batch.policy_mask.sum(1).mean().item(),
+            "truncated_ratio": batch.truncated.float().mean().item(),
+            "reward_time": scores.seconds,
+            "generation_time": generation_time,
+            "step_time": step_time,
+            "reward_time_share": scores.seconds / step_time if step_time > 0 else 0.0,
+            "peak_memory_mb": _peak_memory_mb(),
+            "samples": [{"prompt": batch.texts[i][-200:], "completion": batch.completions[i], "score": raw[i].item()}
+                        for i in range(min(self.config.log_completions, len(batch.rows)))],
+        }
+        if batch.search_calls is not None:
+            record["search_calls"] = batch.search_calls
+        self.run.log(record)
+
+    def checkpoint(self, step: int) -> None:
+        """8. Save everything resume needs after `step` steps (see the checkpoint section above)."""
+        self.last_ckpt = _save_checkpoint(self.run, step, self.policy, self.tokenizer, self.value_head, self.optimizer,
+                                          self.state, self.config)
+
+    def summary(self) -> dict:
+        steps_run = len(self.step_times)
+        return {
+            "steps": self.start_step + steps_run,
+            "steps_run": steps_run,
+            "interrupted": self.stop,
+            "reward_first": self.rewards_seen[0] if self.rewards_seen else None,
+            "reward_last": self.rewards_seen[-1] if self.rewards_seen else None,
+            "seconds_per_step": sum(self.step_times) / steps_run if steps_run else None,
+            "peak_memory_mb": _peak_memory_mb(),
+            "checkpoint": str(self.last_ckpt) if self.last_ckpt else None,
+        }
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reference(self):
+        """The frozen reference model: its own copy, or with LoRA the policy with its adapters off."""
+        if self.reference is not None:
+            yield self.reference
+        else:
+            with self.policy.disable_adapter():
+                yield self.policy
+
+    @contextlib.contextmanager
+    def _sigint_finishes_the_step(self):
+        """A first SIGINT sets `self.stop` (the step finishes, checkpoints, train() returns); a
+        second one interrupts at once. Main thread only: signal handlers cannot be installed elsewhere."""
+        old_handler = None
+        if threading.current_thread() is threading.main_thread():
+            def _on_sigint(signum, frame):
+                if self.stop:
+                    raise KeyboardInterrupt
+                self.stop = True
+            old_handler = signal.signal(signal.SIGINT, _on_sigint)
+        try:
+            yield
+        finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
 
 
 def train_ppo(model: str, prompts: list[dict], reward_fn: Callable[[list[str], list[dict]], list[float]] | None,
@@ -407,270 +797,8 @@ def train_ppo(model: str, prompts: list[dict], reward_fn: Callable[[list[str], l
     then the base with adapters disabled. search / search_index: let the policy call
     `<search>` against an assay index during rollouts (see train/rollouts.py).
     """
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from core.models import load_pretrained, pick_device, torch_dtype
-
-    if not prompts:
-        raise PPOError("no prompts to train on")
-    for i, row in enumerate(prompts):
-        if "prompt" not in row:
-            raise PPOError(f"prompt row {i}: missing field 'prompt'")
-    if reward_fn is None and reward_model is None:
-        raise PPOError("PPO needs a reward: give reward_fn (assay rewards) and/or reward_model")
-
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    device = pick_device()
-    dtype = torch_dtype(config.dtype, device)
-
-    ckpt = run.last_checkpoint() if resume else None
-    base, tokenizer = load_pretrained(model, dtype=dtype)
-    tokenizer.padding_side = "left"
-    tokenizer.truncation_side = "left"  # an over-long prompt keeps its end, where the question is
-    base.generation_config.pad_token_id = tokenizer.pad_token_id
-
-    if lora:
-        from peft import LoraConfig, PeftModel, get_peft_model
-
-        if ckpt is not None:
-            policy = PeftModel.from_pretrained(base, ckpt / "policy", is_trainable=True)
-        else:
-            policy = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **lora))
-        reference = None  # the same weights with the adapters disabled
-    else:
-        # The reference is the starting model, frozen; the policy is a trainable copy
-        # (loaded from the checkpoint when resuming).
-        reference = base
-        reference.eval().requires_grad_(False)
-        policy = (AutoModelForCausalLM.from_pretrained(ckpt / "policy", dtype=dtype) if ckpt is not None
-                  else copy.deepcopy(base))
-        policy.requires_grad_(True)
-        reference.to(device)
-    policy.to(device)
-    if config.gradient_checkpointing:
-        policy.gradient_checkpointing_enable()
-        if lora:
-            policy.enable_input_require_grads()
-    hidden_size = policy.config.get_text_config().hidden_size
-    value_head = ValueHead(hidden_size, device, dtype, config.seed)
-    if ckpt is not None:
-        from safetensors.torch import load_file
-
-        value_head.linear.load_state_dict(load_file(ckpt / "value_head.safetensors"))
-
-    policy_params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": policy_params, "lr": config.learning_rate},
-         {"params": list(value_head.linear.parameters()), "lr": config.value_learning_rate or config.learning_rate}],
-        weight_decay=config.weight_decay,
-    )
-    start_step, state = 0, {}
-    if ckpt is not None:
-        _load_optimizer(optimizer, ckpt)
-        meta = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
-        start_step, state = int(meta["step"]), meta.get("state", {})
-
-    scorer = RewardModelScorer(reward_model, device) if reward_model else None
-    eos_ids = {tokenizer.eos_token_id, *(_as_list(policy.generation_config.eos_token_id))} - {None}
-    rollout = None
-    if search is not None:
-        from train.rollouts import SearchRollout
-
-        if not search_index:
-            raise PPOError("search in the loop needs search_index (an assay index directory)")
-        rollout = SearchRollout.from_index(search_index, search)
-
-    # SIGINT finishes the current step, saves a checkpoint and returns (main thread only:
-    # signal handlers cannot be installed elsewhere).
-    stop = {"now": False}
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        def _on_sigint(signum, frame):
-            if stop["now"]:
-                raise KeyboardInterrupt
-            stop["now"] = True
-        old_handler = signal.signal(signal.SIGINT, _on_sigint)
-
-    def ref_context():
-        import contextlib
-
-        return policy.disable_adapter() if reference is None else contextlib.nullcontext()
-
-    ref_model = policy if reference is None else reference
-    step_times, last_ckpt, rewards_seen = [], ckpt, []
-    step = start_step
-    try:
-        for step in range(start_step, config.steps):
-            t0 = time.perf_counter()
-            rows = [prompts[i] for i in _batch_indices(len(prompts), step, config.batch_size, config.seed)]
-            texts = [_prompt_text(r["prompt"], tokenizer) for r in rows]
-
-            # ---- 1. rollout --------------------------------------------------------------
-            policy.eval()  # no dropout while sampling and scoring: log-probs must match
-            with torch.no_grad():
-                if rollout is not None:
-                    from train.rollouts import _prompt_texts
-
-                    texts = _prompt_texts([r["prompt"] for r in rows], tokenizer, search.instructions, {})
-                    gen = rollout.generate(policy, tokenizer, texts, max_new_tokens=config.max_new_tokens,
-                                           temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
-                                           max_prompt_length=config.max_prompt_length)
-                    padded = {k: v.to(device) for k, v in gen.padded(tokenizer.pad_token_id).items()}
-                    prompt_ids, prompt_mask = padded["prompt_ids"], padded["prompt_mask"]
-                    completion_ids = padded["completion_ids"]
-                    mask = padded["completion_mask"]  # 1 on every real token (incl. retrieved ones)
-                    policy_mask = padded["policy_mask"]  # 1 on tokens the policy wrote
-                    # the retrieved chunks, numbered as the policy saw them, for the grounding reward
-                    rows = [dict(r, contexts=[p.text for p in ps]) for r, ps in zip(rows, gen.passages)]
-                else:
-                    enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
-                                    max_length=config.max_prompt_length, add_special_tokens=False)
-                    prompt_ids, prompt_mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-                    sequences = policy.generate(
-                        input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
-                        temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,  # top_k=0 explicitly: None would mean generation_config's default (50), and log-probs would no longer match the sampler
-                        max_new_tokens=config.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                        eos_token_id=sorted(eos_ids),
-                    )
-                    completion_ids = sequences[:, prompt_ids.shape[1]:]
-                    mask = completion_mask(completion_ids, sorted(eos_ids))
-                    policy_mask = mask
-            completions = tokenizer.batch_decode(completion_ids * mask + tokenizer.pad_token_id * (1 - mask),
-                                                 skip_special_tokens=True)
-            truncated = ~_ends_with_eos(completion_ids, mask, eos_ids)  # hit max_new_tokens
-            t_gen = time.perf_counter()
-
-            # ---- 2. score -----------------------------------------------------------------
-            t_r = time.perf_counter()
-            scores = torch.zeros(len(rows), dtype=torch.float32)
-            if reward_fn is not None:
-                got = reward_fn(completions, rows)
-                if len(got) != len(rows):
-                    raise RuntimeError(f"reward_fn returned {len(got)} scores for {len(rows)} completions")
-                scores += torch.tensor([0.0 if s is None else float(s) for s in got])
-            verifier_scores = scores.clone()
-            if scorer is not None:
-                scores += config.reward_model_coef * torch.tensor(scorer([r["prompt"] for r in rows], completions))
-            reward_time = time.perf_counter() - t_r
-            if config.missing_eos_penalty is not None:
-                scores -= config.missing_eos_penalty * truncated.float().cpu()
-            raw_scores = scores.clone()
-            if config.whiten_rewards and len(scores) > 1:
-                scores = (scores - scores.mean()) / (scores.std() + 1e-8)
-            if config.score_clip is not None:
-                scores = scores.clamp(-config.score_clip, config.score_clip)
-            scores = scores.to(device)
-
-            # ---- 3. evaluate: old log-probs, values, reference log-probs -------------------
-            input_ids = torch.cat([prompt_ids, completion_ids], 1)
-            attention = torch.cat([prompt_mask, mask], 1)
-            P = prompt_ids.shape[1]
-            old_logprobs, old_values, ref_logprobs = [], [], []
-            with torch.no_grad():
-                for i in range(0, len(rows), config.forward_batch_size):
-                    sl = slice(i, i + config.forward_batch_size)
-                    logits, hidden = _forward(policy, input_ids[sl], attention[sl], P, config.temperature, True)
-                    old_logprobs.append(_token_logprobs(logits, completion_ids[sl]))
-                    old_values.append(value_head(hidden))
-                    with ref_context():
-                        ref_logits, _ = _forward(ref_model, input_ids[sl], attention[sl], P, config.temperature, False)
-                    ref_logprobs.append(_token_logprobs(ref_logits, completion_ids[sl]))
-            old_logprobs, old_values, ref_logprobs = torch.cat(old_logprobs), torch.cat(old_values), torch.cat(ref_logprobs)
-
-            # ---- 4. per-token rewards: KL penalty everywhere, the score on the last token ---
-            pm = policy_mask.float()
-            kl = kl_penalty(old_logprobs, ref_logprobs, config.kl_estimator) * pm
-            rewards = -config.kl_coef * kl
-            last = (pm * torch.arange(pm.shape[1], device=device)).argmax(1)  # last policy-written token
-            rewards[torch.arange(len(rows), device=device), last] += scores
-            old_values = old_values * pm
-
-            # ---- 5. advantages --------------------------------------------------------------
-            advantages, returns = gae(rewards, old_values, pm, config.gamma, config.lam)
-            if config.whiten_advantages:
-                advantages = whiten(advantages, pm)
-
-            # ---- 6. PPO epochs over minibatches ----------------------------------------------
-            policy.train()
-            value_head.linear.train()
-            stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "clipfrac",
-                                                              "vf_clipfrac", "approx_kl", "grad_norm")}
-            gen_torch = torch.Generator().manual_seed(config.seed * 7919 + step)
-            for _ in range(config.ppo_epochs):
-                order = torch.randperm(len(rows), generator=gen_torch).tolist()
-                for i in range(0, len(rows), config.mini_batch_size):
-                    idx = torch.tensor(order[i : i + config.mini_batch_size], device=device)
-                    logits, hidden = _forward(policy, input_ids[idx], attention[idx], P, config.temperature, True)
-                    logprobs = _token_logprobs(logits, completion_ids[idx])
-                    values = value_head(hidden)
-                    m = pm[idx]
-                    pg_loss, clipfrac, approx_kl = policy_loss(logprobs, old_logprobs[idx], advantages[idx], m, config.cliprange)
-                    vf_loss, vf_clipfrac = value_loss(values, old_values[idx], returns[idx], m, config.cliprange_value)
-                    entropy = masked_mean(entropy_from_logits(logits), m)
-                    loss = pg_loss + config.vf_coef * vf_loss - config.ent_coef * entropy
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    grad_norm = torch.nn.utils.clip_grad_norm_(policy_params + list(value_head.linear.parameters()),
-                                                               config.max_grad_norm)
-                    optimizer.step()
-                    for k, v in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("entropy", entropy),
-                                 ("clipfrac", clipfrac), ("vf_clipfrac", vf_clipfrac), ("approx_kl", approx_kl),
-                                 ("grad_norm", grad_norm)):
-                        stats[k].append(float(v.detach()) if hasattr(v, "detach") else float(v))
-
-            step_time = time.perf_counter() - t0
-            step_times.append(step_time)
-            seq_kl = (kl.sum(1)).mean().item()
-            reward_mean = raw_scores.mean().item()
-            rewards_seen.append(reward_mean)
-            record = {
-                "step": step + 1,
-                "reward": reward_mean,
-                "reward_std": raw_scores.std().item() if len(raw_scores) > 1 else 0.0,
-                "verifier_reward": verifier_scores.mean().item() if reward_fn is not None else None,
-                "kl": seq_kl,
-                "entropy": sum(stats["entropy"]) / len(stats["entropy"]),
-                "clipfrac": sum(stats["clipfrac"]) / len(stats["clipfrac"]),
-                "vf_clipfrac": sum(stats["vf_clipfrac"]) / len(stats["vf_clipfrac"]),
-                "approx_kl": sum(stats["approx_kl"]) / len(stats["approx_kl"]),
-                "policy_loss": sum(stats["policy_loss"]) / len(stats["policy_loss"]),
-                "value_loss": sum(stats["value_loss"]) / len(stats["value_loss"]),
-                "grad_norm": sum(stats["grad_norm"]) / len(stats["grad_norm"]),
-                "completion_length": pm.sum(1).mean().item(),
-                "truncated_ratio": truncated.float().mean().item(),
-                "reward_time": reward_time,
-                "generation_time": t_gen - t0,
-                "step_time": step_time,
-                "reward_time_share": reward_time / step_time if step_time > 0 else 0.0,
-                "peak_memory_mb": _peak_memory_mb(),
-                "samples": [{"prompt": texts[i][-200:], "completion": completions[i], "score": raw_scores[i].item()}
-                            for i in range(min(config.log_completions, len(rows)))],
-            }
-            if rollout is not None:
-                record["search_calls"] = sum(gen.search_calls_list) / len(rows)
-            run.log(record)
-            done = step + 1
-            if stop["now"] or done == config.steps or (config.save_every and done % config.save_every == 0):
-                last_ckpt = _save_checkpoint(run, done, policy, tokenizer, value_head, optimizer, state, config)
-            if stop["now"]:
-                break
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-
-    steps_run = len(step_times)
-    return {
-        "steps": (step + 1) if steps_run else start_step,
-        "steps_run": steps_run,
-        "interrupted": stop["now"],
-        "reward_first": rewards_seen[0] if rewards_seen else None,
-        "reward_last": rewards_seen[-1] if rewards_seen else None,
-        "seconds_per_step": sum(step_times) / steps_run if steps_run else None,
-        "peak_memory_mb": _peak_memory_mb(),
-        "checkpoint": str(last_ckpt) if last_ckpt else None,
-    }
+    return PPORunner(model, prompts, reward_fn, config, run, lora=lora, resume=resume, reward_model=reward_model,
+                     search=search, search_index=search_index).train()
 
 
 def _as_list(x) -> list:
