@@ -12,7 +12,8 @@ base model and every trained model on a fixed sample of the held-out *test* enti
 (per type, the first --per-type N; greedy; 32 new tokens; 160 in search mode), in the modes
 asked for: closed_book (question only), retrieve (top-3 passages in the grounded prompt;
 the same retrieval for every model) and search (search in the loop through
-train.rollouts.SearchRollout: up to 2 <search> calls, 3 passages each, greedy by top_k=1).
+eval.search_generation, as `assay eval run world:DIR:test:search:k=3` runs it: up to 2
+<search> calls, 3 BM25 passages each, 64 tokens a turn, greedy by top_k=1).
 Prompts are the task's (tasks.rag_qa), byte for byte what training used.
 
 Writes OUT/summary.json (per model, mode and question type: EM, F1, citation precision and
@@ -70,38 +71,15 @@ def merged_model(run_dir: Path) -> str:
     return str(merged)
 
 
-def generate_plain(model: str, prompts: list, max_new_tokens: int, cache) -> list[str]:
+def generate(model: str, task, prompts: list, cache) -> list[str]:
+    """One greedy completion per prompt, as `assay eval run` makes it: in one shot, or for
+    search mode with search in the loop (eval.search_generation, over the task's index)."""
     from eval.generation import GenerationConfig, Generator
+    from eval.search_generation import search_generator
 
-    gen = Generator(model, GenerationConfig(max_new_tokens=max_new_tokens, batch_size=16, backend="transformers"),
+    gen = Generator(model, GenerationConfig(max_new_tokens=task.max_new_tokens, batch_size=16, backend="transformers"),
                     cache=cache, progress=False)
-    return [g[0].text for g in gen.generate(prompts)]
-
-
-def generate_search(model: str, prompts: list, index_dir: str, max_new_tokens: int, cache_path: Path) -> list[str]:
-    """Search in the loop, greedy (top_k=1 sampling), one completion per prompt; cached in a JSON file."""
-    import torch
-
-    from core.models import load_causal_lm
-    from train.rollouts import SearchConfig, SearchRollout
-
-    cached = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    mdl, tok = load_causal_lm(model, dtype="float32")
-    texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    todo = [t for t in dict.fromkeys(texts) if t not in cached]
-    if todo:
-        rollout = SearchRollout.from_index(index_dir, SearchConfig(max_turns=2, top_k=3, mode="bm25",
-                                                                   max_turn_tokens=64, max_new_tokens=max_new_tokens))
-        for i in range(0, len(todo), 16):
-            batch = todo[i : i + 16]
-            torch.manual_seed(0)
-            with torch.no_grad():
-                out = rollout.generate(mdl, tok, batch, max_new_tokens=max_new_tokens, temperature=1.0, top_k=1)
-            for t, ids in zip(batch, out.completion_ids):
-                cached[t] = tok.decode(ids, skip_special_tokens=True)
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            cache_path.write_text(json.dumps(cached))
-    return [cached[t] for t in texts]
+    return [g[0].text for g in search_generator(gen, task).generate(prompts)]
 
 
 def evaluate(label: str, model: str, mode: str, world: Path, per_type: dict[str, int], out: Path, cache,
@@ -115,11 +93,7 @@ def evaluate(label: str, model: str, mode: str, world: Path, per_type: dict[str,
     rows = test_sample(task, per_type)
     prompts = [task.prompt(r) for r in rows]
     t0 = time.perf_counter()
-    if mode == "search":
-        completions = generate_search(model, prompts, task.index_dir, task.max_new_tokens,
-                                      out / "search-cache" / f"{label}.json")
-    else:
-        completions = generate_plain(model, prompts, task.max_new_tokens, cache)
+    completions = generate(model, task, prompts, cache)
     seconds = time.perf_counter() - t0
     scored = task.score(completions, rows)
     records = [{"id": r["id"], "type": r["type"], "question": r["question"], "answers": r["answers"],

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from eval import metrics as M
 from eval.cache import Cache, default_cache_path
 from eval.generation import GenerationConfig, Generator
+from eval.search_generation import SearchGenerator, search_generator
 from eval.suites import Suite, load_suite
 from tasks.data import TaskDataError, read_jsonl
 
@@ -117,6 +118,7 @@ def run(suite_name: str | Suite, model: str, *, limit: int | None = None, sample
     db = open_cache(cache)
     gen = generator or Generator(model, cfg, cache=db, progress=progress)
     gen.config = cfg
+    gen = search_generator(gen, suite)  # a RAG QA task in search mode: retrieval between the model's turns
     prompts = [suite.prompt(r) for r in rows]
     rendered = [gen.render(p) for p in prompts]
     t0 = time.perf_counter()
@@ -139,7 +141,8 @@ def run(suite_name: str | Suite, model: str, *, limit: int | None = None, sample
                  "total_s": round(time.perf_counter() - t_start, 3)},
         "generations": {"new": sum(len(gs) for gs in gens) - n_cached, "cached": n_cached,
                         "new_tokens": gen.stats["new_tokens"], "backend": gen.backend},
-        "generation": dataclasses.asdict(cfg),
+        "generation": {**dataclasses.asdict(cfg),
+                       **({"search": gen.search_settings()} if isinstance(gen, SearchGenerator) else {})},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     recs = records(suite, rows, rendered, completions, scored, gens)

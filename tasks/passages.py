@@ -1,7 +1,7 @@
 """Retrieved passages in a prompt: one formatter for every grounded prompt.
 
 Grounded training prompts (`train.grounding`), search-in-the-loop rollouts
-(`train.rollouts`, inside ``<information>`` blocks) and RAG QA evaluation
+(`tasks.search_loop`, inside ``<information>`` blocks) and RAG QA evaluation
 (`eval.suites.spec`, and the knowledge-world task) all number passages the same way,
 ``[1] text``, with whitespace collapsed, and ask the same question the same way -- so a
 model trained to cite ``[n]`` is evaluated on exactly the format it learned.
@@ -17,7 +17,7 @@ GROUNDED_INSTRUCTION = (
     "answer, say that they do not say."
 )
 GROUNDED_TEMPLATE = "{instruction}\n\n{passages}\n\nQuestion: {question}"
-# How a search-in-the-loop prompt tells the model to search (train.rollouts pastes the
+# How a search-in-the-loop prompt tells the model to search (tasks.search_loop pastes the
 # results; the RAG QA task's search mode asks with it).
 SEARCH_INSTRUCTIONS = (
     "You can search a knowledge base. To search, write <search>your query</search>; the results "
@@ -25,7 +25,7 @@ SEARCH_INSTRUCTIONS = (
     "you need, then give the final answer between <answer> and </answer>, citing sources like [1]."
 )
 # How search results are pasted into a search-in-the-loop completion: the rollout
-# (train.rollouts) pastes them and the programmatic search traces SFT teaches from
+# (tasks.search_loop) pastes them and the programmatic search traces SFT teaches from
 # (tasks.rag_qa) are written with the same block, so the two never drift apart.
 INFORMATION_TEMPLATE = "\n<information>{passages}</information>\n"
 INFORMATION_PASSAGE_CHARS = 600
