@@ -17,8 +17,10 @@ known name), followed by ``:``-separated options in any order:
 - a mode: ``closed_book`` (the question alone), ``retrieve`` (default: the top-k passages
   of an assay index over the world's corpus, in the one grounded prompt of
   `tasks.passages`), ``search`` (search in the loop: the prompt tells the model how to
-  call ``<search>…</search>``; generation with retrieval between turns is the caller's,
-  e.g. `train.rollouts.SearchRollout` -- `assay eval run` generates in one shot);
+  call ``<search>…</search>``; generation with retrieval between turns is
+  `tasks.search_loop.SearchRollout`, which `assay eval run` uses through
+  `eval.search_generation` and training through `train.rollouts`; SFT learns from
+  programmatic traces, `RagQA.search_trace`);
 - ``k=N`` (passages per prompt, default 3), ``retriever=bm25|hybrid|dense`` (default bm25:
   the cheap mode, no query embedding; invented names make lexical search strong here),
   ``types=single,two_hop`` (keep these question types only), ``index=DIR`` (the index;
@@ -267,13 +269,50 @@ class RagQA(Task):
         answers = row.get("answers") or []
         if self.mode == "closed_book":
             return answers[0] if answers else "I don't know."
+        if self.mode == "search":  # the trace's last step: the answer after the searches
+            return self.search_trace(row)[-1]["action"]
         if not answers:
             return ABSTAIN_TEXT
         pos = self.evidence(row)
         if not pos:
             return ABSTAIN_TEXT
-        cites = "".join(f"[{n}]" for n in pos)
-        return f"{answers[0]} {cites}" if self.mode == "retrieve" else f"<answer>{answers[0]} {cites}</answer>"
+        return f"{answers[0]} {''.join(f'[{n}]' for n in pos)}"
+
+    def search_queries(self, row: dict) -> list[str]:
+        """The searches a programmatic trace makes, one per entity the question needs: the
+        question's entity (single, unanswerable), then the bridge entity the first result
+        names (two_hop), or both compared entities (comparison). A search for a name is what
+        finds an invented entity; the second hop's name appears only in the first hop's
+        document, so a model taught these traces must read it from the results."""
+        ents = [str(e) for e in row.get("entities") or []]
+        if not ents:
+            return [row["question"]]
+        if row.get("type") == "two_hop" and row.get("bridge"):
+            return [ents[0], str(row["bridge"])]
+        if row.get("type") == "comparison" and len(ents) > 1:
+            return ents[:2]
+        return ents[:1]
+
+    def search_trace(self, row: dict) -> list[dict]:
+        """A search-mode SFT target written by program (Search-R1's warm start): each step's
+        `action` (what the model writes: ``<search>query</search>``, then ``<answer>…</answer>``)
+        and, for a search, the `passages` it got back (possibly none: the rollout then pastes
+        "No results.") -- this task's index, retriever and k, numbered on across searches as
+        the rollout numbers them. The answer cites the shown
+        passages that hold it (gold documents first); when none does, or the question is
+        unanswerable, the answer is the abstention."""
+        steps, shown, ids = [], [], []
+        index = self.index()
+        for query in self.search_queries(row):
+            hits = index.search(query, k=self.k, mode=self.retriever)
+            steps.append({"action": f"<search>{query}</search>", "passages": [h.chunk.text for h in hits]})
+            shown += [h.chunk.text for h in hits]
+            ids += [h.chunk.doc_id for h in hits]
+        answers = row.get("answers") or []
+        cites = self.evidence({**row, "contexts": shown, "retrieved": ids}) if answers else []
+        answer = f"{answers[0]} {''.join(f'[{n}]' for n in cites)}" if cites else ABSTAIN_TEXT
+        steps.append({"action": f"<answer>{answer}</answer>"})
+        return steps
 
     def train_row(self, row: dict) -> dict:
         """A fixed set of columns (Arrow wants one schema): the question, gold fields, the
@@ -284,7 +323,12 @@ class RagQA(Task):
             out["contexts"] = list(row["contexts"])
             out["retrieved"] = list(row["retrieved"])
         out["answer"] = out["answers"][0] if out["answers"] else ABSTAIN_TEXT
-        out["completion"] = self.target(row)
+        if self.mode == "search":  # steps with what the search returned: train.data renders the turns
+            trace = self.search_trace(row)
+            out["search_trace"] = json.dumps(trace)
+            out["completion"] = trace[-1]["action"]
+        else:
+            out["completion"] = self.target(row)
         return out
 
     # ---- scoring --------------------------------------------------------------------------

@@ -73,3 +73,34 @@ def ray_cluster():
     shutdown_hosts()
     ray.shutdown()
     cluster.shutdown()
+
+
+@pytest.fixture
+def hash_embedder(monkeypatch):
+    """Indexes built in the test embed with hash vectors, no model: for tests that search
+    with BM25 only and should not pay for MiniLM."""
+    import hashlib
+
+    import numpy as np
+
+    from rag.embeddings import Embedder
+
+    class HashEmbedder(Embedder):
+        def __init__(self, model="all-MiniLM-L6-v2", **kw):
+            kw.pop("device", None)
+            super().__init__(model, **kw)
+
+        @property
+        def dim(self) -> int:
+            return 16
+
+        def _encode_model(self, texts, progress):
+            out = []
+            for t in texts:
+                seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
+                v = np.random.default_rng(seed).normal(size=16)
+                out.append(v / np.linalg.norm(v))
+            return np.asarray(out, dtype=np.float32)
+
+    monkeypatch.setattr("rag.index.Embedder", HashEmbedder)
+    return HashEmbedder

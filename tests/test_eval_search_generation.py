@@ -4,17 +4,14 @@ completion), under cache keys of its own; `assay eval run world:DIR:search` rout
 
 from __future__ import annotations
 
-import hashlib
 import json
 
-import numpy as np
 import torch
 
 import tasks
 from eval.cache import Cache
 from eval.generation import GenerationConfig, Generator
 from eval.search_generation import SearchGenerator, search_config, search_generator
-from rag.embeddings import Embedder
 from tasks.search_loop import Passage, SearchConfig, SearchRollout
 
 CORPUS = [
@@ -107,33 +104,13 @@ def test_only_search_mode_rag_qa_is_wrapped(tmp_path):
     assert (cfg.max_turns, cfg.top_k, cfg.mode, cfg.max_turn_tokens) == (2, 4, "hybrid", 64)  # bench's settings
 
 
-class FakeEmbedder(Embedder):
-    """Hash vectors, no model: the index is built without MiniLM (search here is BM25 only)."""
-
-    def __init__(self, model="all-MiniLM-L6-v2", **kw):
-        kw.pop("device", None)
-        super().__init__(model, **kw)
-
-    @property
-    def dim(self) -> int:
-        return 16
-
-    def _encode_model(self, texts, progress):
-        out = []
-        for t in texts:
-            v = np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")).normal(size=16)
-            out.append(v / np.linalg.norm(v))
-        return np.asarray(out, dtype=np.float32)
-
-
-def test_eval_run_in_search_mode_searches_the_world_index(tiny_lm, tmp_path, monkeypatch, capsys):
+def test_eval_run_in_search_mode_searches_the_world_index(tiny_lm, tmp_path, monkeypatch, capsys, hash_embedder):
     """`assay eval run world:DIR:search`: the model's <search> goes to the world's index (BM25,
     k=3), the results are pasted into the recorded completion and scored from there."""
     from assay.cli import main
     from tasks.knowledge_world import WorldConfig, generate, write_world
 
     monkeypatch.setenv("ASSAY_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("rag.index.Embedder", FakeEmbedder)
     world = tmp_path / "world"
     write_world(generate(WorldConfig(seed=3, docs=150, questions=120)), world)
     name = f"world:{world}:search:types=single"

@@ -197,12 +197,16 @@ def to_prompts(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokeni
 
 
 def to_sft(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer) -> list[dict]:
-    """Prompt/completion rows for SFTTrainer (rows with `messages` or `text` pass through)."""
+    """Prompt/completion rows for SFTTrainer (rows with `messages` or `text` pass through;
+    search-mode RAG QA rows become tokenized traces: `search_turns`)."""
     if rows and all(("messages" in r or "text" in r) for r in rows):
         return [{k: r[k] for k in ("messages", "text") if k in r} for r in rows]
     prompts = to_prompts(rows, cfg, model_cfg, tokenizer)
     out = []
     for row in prompts:
+        if row.get("search_trace"):
+            out.append(search_turns(row["prompt"], json.loads(row["search_trace"]), tokenizer))
+            continue
         if cfg.completion_template:
             target = _fmt(cfg.completion_template, row, "completion_template")
         elif "completion" in row:
@@ -214,6 +218,37 @@ def to_sft(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer)
         completion: Any = [{"role": "assistant", "content": target}] if isinstance(row["prompt"], list) else target
         out.append({"prompt": row["prompt"], "completion": completion})
     return out
+
+
+def search_turns(prompt: Any, trace: list[dict], tokenizer) -> dict:
+    """A search trace (tasks.rag_qa.RagQA.search_trace) as one tokenized SFT example, built
+    the way the rollout builds a completion: the templated prompt, then each step's action
+    (``<search>…</search>``, finally ``<answer>…</answer>`` and end of turn) followed by
+    the results pasted as the rollout pastes them (tasks.passages.information_block,
+    tokenized on its own and cut to SearchConfig's token limit). Labels are the action
+    tokens only (-100 elsewhere): the loss falls on what the model writes, never on the
+    prompt or on retrieved text. Token ids, not text, because text would merge tokens
+    across the boundaries ('>' + '\n<') and train on a context the rollout never shows."""
+    from tasks.passages import information_block
+    from train.rollouts import SearchConfig
+
+    limits = SearchConfig()
+    text = (tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            if isinstance(prompt, list) else str(prompt))
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    labels = [-100] * len(ids)
+    shown = 0
+    for n, step in enumerate(trace, 1):
+        action = tokenizer(step["action"], add_special_tokens=False)["input_ids"]
+        if n == len(trace) and tokenizer.eos_token_id is not None:
+            action = action + [tokenizer.eos_token_id]
+        ids, labels = ids + action, labels + action
+        if "passages" in step:  # a search: its results are pasted, "No results." when there are none
+            block = information_block(step["passages"], start=shown + 1, max_chars=limits.max_passage_chars)
+            info = tokenizer(block, add_special_tokens=False)["input_ids"][: limits.max_information_tokens]
+            ids, labels = ids + info, labels + [-100] * len(info)
+            shown += len(step["passages"])
+    return {"input_ids": ids, "labels": labels}
 
 
 def to_preferences(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer) -> list[dict]:

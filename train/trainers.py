@@ -220,9 +220,11 @@ def _curve_summary(run: RunDir, trainer: str) -> dict[str, Any]:
     key = TRAINERS[trainer].curve_key
     vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
     if vals:
-        n = min(10, len(vals))
+        # 10 steps each, or half the steps when fewer than 20 ran: the windows never overlap
+        n = min(10, max(1, len(vals) // 2))
         out[f"{key}_first10"] = sum(vals[:n]) / n
         out[f"{key}_last10"] = sum(vals[-n:]) / n
+        out[f"{key}_window"] = n
     share = series("reward_share", "reward_time_share")
     if share:
         out["reward_share"] = round(sum(share) / len(share), 4)
