@@ -132,3 +132,23 @@ def test_toy_task_rows():
     assert len(rows) == 10 and all(r["answer"] == "7" and r["chosen"] == " 7" and r["rejected"] != " 7" for r in rows)
     with pytest.raises(TrainingDataError, match="unknown toy task"):
         load_rows(DataConfig(source="toy:nope"))
+
+
+def test_repeat_teaches_a_rare_kind_more_often(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"question": f"q{i}", "type": "rare" if i % 5 == 0 else "common"}) + "\n"
+                            for i in range(20)))
+    rows = load_rows(DataConfig(source=str(path), repeat={"type": {"rare": 3}}, shuffle=False))
+    assert len(rows) == 16 + 3 * 4
+    assert [r["question"] for r in rows[:4]] == ["q0", "q0", "q0", "q1"]  # each rare row three times, in place
+    shuffled = load_rows(DataConfig(source=str(path), repeat={"type": {"rare": 3}}, seed=1))
+    assert sorted(r["question"] for r in shuffled) == sorted(r["question"] for r in rows)
+
+
+def test_repeat_counts_are_checked(tmp_path):
+    from core.config import ConfigError
+    from train.config import load_run_config
+
+    cfg = {"model": {"name": "toy:lucky"}, "data": {"source": "toy:lucky", "repeat": {"type": {"rare": 0}}}}
+    with pytest.raises(ConfigError, match=r"data.repeat.type.rare must be a whole number >= 1"):
+        load_run_config("sft", cfg)

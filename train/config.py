@@ -63,6 +63,9 @@ class DataConfig:
     """Prompt text, formatted with the row's fields."""
     completion_template: str | None = None
     """SFT target, formatted with the row's fields (default: the row's `completion`/`answer`)."""
+    repeat: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Repeat rows by the value of a field, e.g. {type: {unanswerable: 3}}: each unanswerable
+    question appears three times (before shuffling), to teach a rare behaviour more often."""
     shuffle: bool = True
     seed: int = 0
 
@@ -219,6 +222,10 @@ def load_run_config(trainer: str, source: str | Path | dict | None, overrides: l
         raise ConfigError(f"{where}: data.source is required (a file, a hub id, or a built-in such as gsm8k)")
     if trainer in RL_TRAINERS and not cfg.rewards and not (trainer == "ppo" and cfg.reward_model):
         raise ConfigError(f"{where}: {trainer} needs at least one entry under 'rewards'")
+    for key, counts in cfg.data.repeat.items():
+        for value, times in counts.items():
+            if times < 1:
+                raise ConfigError(f"{where}: data.repeat.{key}.{value} must be a whole number >= 1, got {times}")
     for i, r in enumerate(cfg.rewards):
         if not r.name:
             raise ConfigError(f"{where}: rewards[{i}].name is required")
