@@ -62,10 +62,6 @@ def seconds(value: float | None) -> str:
     return f"{minutes} min {rest} s"
 
 
-def percent(share: float | None) -> str:
-    return "—" if share is None else f"{num(100 * share, 2)}%"
-
-
 @dataclass(frozen=True)
 class Span:
     kind: str  # text | bold | em | code | link | quote
@@ -185,10 +181,18 @@ class Report:
                 return text[len(root.rstrip("/")) + 1:]
         return Path(text).name or text
 
-    def scrub(self, text: str) -> str:
-        """Free text with any run-directory path made relative."""
+    def add_root(self, root: str | Path) -> None:
+        """Another name of the run directory: where it was when a step recorded its paths
+        (a run directory moved or copied after the run)."""
+        text = str(root).rstrip("/")
+        if text and text not in ("", ".") and text not in self._roots:
+            self._roots = sorted([*self._roots, text], key=len, reverse=True)
+
+    def scrub(self, text: str, run: str = "") -> str:
+        """Free text with any run-directory path made relative (or, given `run`, written
+        from that placeholder: `<run>/world`, as in a command)."""
         for root in self._roots:
-            text = text.replace(root.rstrip("/") + "/", "").replace(root, ".")
+            text = text.replace(root.rstrip("/") + "/", f"{run}/" if run else "").replace(root, run or ".")
         return text
 
     def exists(self, rel: str) -> bool:
@@ -210,8 +214,9 @@ STEP_TITLES = {
     "index": "Index and search",
     "retrieval": "Retrieval quality",
     "rewards": "Rewards",
-    "train": "Training (GRPO)",
-    "evaluate": "Evaluation: base vs trained",
+    "world": "A knowledge world",
+    "train": "Training: answering from passages (SFT)",
+    "evaluate": "Evaluation: base vs trained, same retrieval",
 }
 
 
@@ -234,11 +239,15 @@ def _header(rep: Report, steps: dict[str, dict[str, Any] | None]) -> None:
     total = sum(float(steps[name].get("seconds") or 0) for name in ran)
     rep.blocks.append(Block("heading", [T("assay demo report")], level=1, anchor="assay-demo-report"))
     rep.para(T("The whole platform end to end on one CPU, offline: a corpus indexed and searched, retrieval "
-               "measured, model outputs scored by verifiable rewards, a small model trained with those rewards "
-               "and evaluated before and after. Every section names the command that reproduces it alone; "
-               "paths are relative to the run directory "), C("<run>"), T(" (default "), C("runs/demo"), T(")."))
-    kind: Inline = ([T("quick ("), C("assay demo --quick"), T("): a toy model and the first-stage retrievers; "
-                      "reranking and HyDE are left to the full demo")] if rep.quick else [T("full ("), C("assay demo"), T(")")])
+               "measured, model outputs scored by verifiable rewards; then a world of invented entities written "
+               "and indexed, a model trained to answer its questions from retrieved passages and cite them (or "
+               "say the passages do not say), and that model evaluated against the one it started from, with the "
+               "same retrieval, on entities it never saw. Every section names the command that reproduces it "
+               "alone; paths are relative to the run directory "), C("<run>"), T(" (default "), C("runs/demo"), T(")."))
+    kind: Inline = ([T("quick ("), C("assay demo --quick"), T("): a small world, a tiny random model trained for a "
+                      "few steps (it shows the training path, not the skill) and the first-stage retrievers; "
+                      "reranking, HyDE and training SmolLM2 are left to the full demo")]
+                    if rep.quick else [T("full ("), C("assay demo"), T(")")])
     rep.bullets([
         [B("Run:"), T(" "), *kind],
         [B("Finished:"), T(" " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(finished)))],
@@ -258,6 +267,30 @@ def _header(rep: Report, steps: dict[str, dict[str, Any] | None]) -> None:
 # ------------------------------------------------------------------ 1. index and search
 
 
+def _fusion(rep: Report) -> tuple[str, str]:
+    """(short, long) description of how hybrid search fuses BM25 and dense: the fusion the
+    run's index records (rag.fusion.FusionConfig, as `search` uses it), else the default."""
+    from rag.fusion import FusionConfig
+
+    manifest = _json(rep.out / "index" / "manifest.json")
+    recorded = (manifest.get("config") or {}).get("fusion")
+    try:
+        cfg = FusionConfig.from_manifest(recorded) if isinstance(recorded, dict) else FusionConfig()
+    except Exception:  # noqa: BLE001 - an unreadable manifest: describe the default
+        cfg = FusionConfig()
+    if cfg.method == "rrf":
+        return "reciprocal rank fusion", f"fused by reciprocal rank: each passage scores 1 / ({cfg.rrf_k} + its rank) per search"
+    scale = "standardised to mean 0 and sd 1" if cfg.normalization == "zscore" else "scaled to 0–1"
+    short = "z-score fusion" if cfg.normalization == "zscore" else "min-max score fusion"
+    if cfg.weighting == "confidence":
+        short = "confidence-weighted " + short
+    long = f"combined by {short}: per query each search's scores are {scale} and added"
+    if cfg.weighting == "confidence":
+        long += ", each search weighted by how far its top score stands out of its own list"
+    return short, long
+
+
+
 def _section_index(rep: Report, idx: dict[str, Any]) -> None:
     rep.heading("1. Index and search")
     rep.para(C("assay index <run>/corpus/corpus.jsonl --index <run>/index"), T(f": {num(idx['documents'])} documents "
@@ -265,7 +298,7 @@ def _section_index(rep: Report, idx: dict[str, Any]) -> None:
              f"{num(idx['chunks'])} chunks and embedded in {seconds(idx.get('build_seconds'))}."))
     rep.para(T("Then three questions, each searched three ways: "), B("BM25"), T(" (word matching), "), B("dense"),
              T(" (embedding similarity, all-MiniLM-L6-v2) and "), B("hybrid"),
-             T(" (both, fused by reciprocal rank). Each passage found is cited once with where it comes from "
+             T(f" (both, {_fusion(rep)[1]}). Each passage found is cited once with where it comes from "
                "(document, character range) and its opening words; the ranks say which search found it."))
     by_question: dict[str, list[dict[str, Any]]] = {}
     for a in idx["answers"]:
@@ -304,7 +337,6 @@ RETRIEVAL_COLUMNS = [  # (key, header, higher is better)
 CONFIG_NOTES = {
     "bm25": "assay's BM25 (word matching)",
     "dense": "embedding similarity (FAISS)",
-    "hybrid": "BM25 + dense, reciprocal rank fusion",
     "rank-bm25": "the rank-bm25 library on the same tokens: a reference for assay's BM25",
     "hybrid+rerank": "hybrid, then SmolLM2-135M reorders the top 10",
     "hybrid+hyde": "hybrid searching with a generated answer passage (HyDE)",
@@ -328,7 +360,8 @@ def _section_retrieval(rep: Report, ret: dict[str, Any]) -> None:
         if known:
             top = max(known) if higher else min(known)
             best |= {(r, c) for r, v in enumerate(values) if v is not None and num(v) == num(top)}
-    rows = [[[B(n), T(" — " + CONFIG_NOTES.get(n, ""))] if n in CONFIG_NOTES else n]
+    notes = {**CONFIG_NOTES, "hybrid": f"BM25 + dense, {_fusion(rep)[0]}"}
+    rows = [[[B(n), T(" — " + notes[n])] if n in notes else n]
             + [cfgs[n].get(key) for key, _, _ in RETRIEVAL_COLUMNS] for n in names]
     rep.table(["configuration"] + [h for _, h, _ in RETRIEVAL_COLUMNS], rows, best)
     src = _retrieval_chart(rep, cfgs)
@@ -355,7 +388,9 @@ def _section_retrieval(rep: Report, ret: dict[str, Any]) -> None:
         text = ("rank-bm25 scores the same as assay's BM25 on every quality measure (a correctness check)" if same
                 else "rank-bm25 scores differently from assay's BM25 (they should agree: a bug to report)")
         if cfgs["rank-bm25"].get("qps") and cfgs["bm25"].get("qps"):
-            text += f"; assay's answers {num(cfgs['bm25']['qps'] / cfgs['rank-bm25']['qps'], 2)}× as many queries per second"
+            ratio = cfgs["bm25"]["qps"] / cfgs["rank-bm25"]["qps"]
+            text += (f"; assay's answers {num(ratio, 2)}× as many queries per second" if abs(ratio - 1) > 0.1
+                     else "; the two answer about as many queries per second")
         rep.para(T(text + "."))
     missing = [what for what, ran in (("Reranking (SmolLM2-135M judging each passage)", ran_rerank),
                                       ("HyDE (searching with a generated answer)", ran_hyde)) if not ran]
@@ -432,7 +467,118 @@ def _section_rewards(rep: Report, rew: dict[str, Any]) -> None:
         rep.table(["case", "item", "what it tests", "total", "each reward and its reason"], table_rows)
 
 
-# ------------------------------------------------------------------ 4. training
+# ------------------------------------------------------------------ 4. a knowledge world
+
+QUESTION_TYPES = ("single", "two_hop", "comparison", "unanswerable")
+RETRIEVERS = {"bm25": "BM25", "dense": "dense search", "hybrid": "hybrid search"}
+
+
+def _world_spec(steps: dict[str, dict[str, Any] | None]) -> str:
+    """The world task the demo trained and evaluated on (`world:DIR:…:k=3:types=…`), or ""."""
+    if steps.get("evaluate") and steps["evaluate"].get("task"):
+        return str(steps["evaluate"]["task"])
+    for o in (steps.get("train") or {}).get("overrides", []):
+        if o.startswith("data.source="):
+            return o.partition("=")[2]
+    return ""
+
+
+def _spec_option(spec: str, key: str, default: str) -> str:
+    found = re.search(rf"(?:^|:){key}=([^:]+)", spec)
+    return found.group(1) if found else default
+
+
+def _excerpt(text: str, focus: list[str] | tuple[str, ...] = (), chars: int = 150) -> str:
+    """A passage's opening words; when it holds one of `focus` (a gold answer) further on,
+    the opening, then the sentence that holds it."""
+    flat = " ".join(str(text).split())
+    if len(flat) <= chars:
+        return flat
+    lower = flat.lower()
+    for f in focus:
+        at = lower.find(str(f).lower()) if f else -1
+        if at < 0:
+            continue
+        if at + len(f) <= chars - 2:
+            break
+        start = flat.rfind(". ", 0, at)
+        start = 0 if start < 0 else start + 2
+        end = flat.find(". ", at)
+        sentence = flat[start:] if end < 0 else flat[start:end + 1]
+        return f"{_cut(flat, max(30, chars - len(sentence) - 3))} … {sentence}"
+    return _cut(flat, chars - 1) + "…"
+
+
+def _cut(text: str, chars: int) -> str:
+    """The first `chars` characters of `text`, back to the last whole word."""
+    head = text[:chars + 1]
+    return (head.rsplit(" ", 1)[0] if " " in head and len(text) > chars else head[:chars]).rstrip(" ,;:")
+
+
+def _holds(text: str, answers: list[str]) -> bool:
+    from tasks.rag_qa_metrics import answer_supported
+
+    return any(answer_supported(a, [text]) for a in answers)
+
+
+def _section_world(rep: Report, world: dict[str, Any], spec: str) -> None:
+    sizes, counts = world.get("sizes") or {}, world.get("counts") or {}
+    retriever = RETRIEVERS.get(_spec_option(spec, "retriever", "bm25"), "BM25")
+    k = _spec_option(spec, "k", "3")
+    rep.heading("4. A knowledge world")
+    rep.para(C(f"assay data world --out <run>/world --seed 0 --docs {sizes.get('docs')} --questions {sizes.get('questions')}"),
+             T(" then "), C("assay index <run>/world/corpus.jsonl --index <run>/world/index"),
+             T(f": {num(sizes.get('docs'))} documents about invented people, towns, organisations and works, "
+               f"{num(sum(counts.values()))} questions about them, and the documents indexed in "
+               f"{seconds(world.get('index_seconds'))}."))
+    rep.para(B("Why invent a world:"), T(" no model has read about these entities, so a model asked without the "
+             "passages (closed book) cannot know the answers: a right answer has to come from what retrieval shows "
+             "it. And the world is split by entity: the test questions are about entities that no training question "
+             "mentions, so section 6 measures reading and citing, not answers remembered from training."))
+    types = [t for t in QUESTION_TYPES if any(key.endswith(f"/{t}") for key in counts)]
+    types += sorted({key.split("/", 1)[1] for key in counts} - set(types))
+    rows = []
+    for split in ("train", "dev", "test"):
+        row = [counts.get(f"{split}/{t}", 0) for t in types]
+        if any(row):
+            rows.append([split, *row, sum(row)])
+    if rows:
+        rep.table(["split", *[t.replace("_", "-") for t in types], "total"], rows)
+    used = _spec_option(spec, "types", "").split(",") if _spec_option(spec, "types", "") else []
+    left = [t for t in types if used and t not in used]
+    if left:
+        why = (": a two-hop question's answer sits in a document the question does not name, found only by a second "
+               "search, which one-shot retrieval rarely shows" if left == ["two_hop"] else "")
+        rep.para(T(f"Training and evaluation here use {', '.join(t.replace('_', '-') for t in used)} questions; "
+                   f"{', '.join(t.replace('_', '-') for t in left)} ones are left out{why}."))
+    ex = world.get("example")
+    if ex:
+        answers = [str(a) for a in ex.get("answers") or []]
+        rep.para(T("A test question: "), Q(ex.get("question", "")), T(" (gold: "),
+                 Q(answers[0]) if answers else T("none, it is unanswerable"),
+                 T(f"). The {k} passages {retriever} retrieves for it from the world's index, numbered as the "
+                   "prompt shows them:"))
+        items = []
+        for n, (doc, text) in enumerate(zip(ex.get("retrieved") or [], ex.get("contexts") or []), 1):
+            holds = bool(answers) and _holds(text, answers)
+            items.append([B(f"[{n}] {doc}"), T(" (holds the answer): " if holds else ": "), Q(_excerpt(text, answers))])
+        rep.bullets(items)
+
+
+def _target(row: dict[str, Any]) -> str:
+    """The SFT target for a retrieve-mode row, by the rule of tasks.rag_qa.RagQA.target: the
+    first gold answer with the passages that hold it cited, else the abstention."""
+    from tasks.rag_qa import ABSTAIN_TEXT
+
+    answers = [str(a) for a in row.get("answers") or []]
+    holds = [n for n, text in enumerate(row.get("contexts") or [], 1) if answers and _holds(text, answers)]
+    gold = {str(g) for g in row.get("gold_docs") or []}
+    shown_gold = [n for n, d in enumerate(row.get("retrieved") or [], 1) if str(d) in gold]
+    cites = [n for n in holds if n in shown_gold] or holds
+    return f"{answers[0]} {''.join(f'[{n}]' for n in cites)}" if cites else ABSTAIN_TEXT
+
+
+# ------------------------------------------------------------------ 5. training
 
 
 def _window_means(values: list[float]) -> tuple[int, float, float] | None:
@@ -444,66 +590,135 @@ def _window_means(values: list[float]) -> tuple[int, float, float] | None:
     return w, sum(values[:w]) / w, sum(values[-w:]) / w
 
 
-def _section_train(rep: Report, tr: dict[str, Any], has_eval: bool) -> None:
-    s = tr["summary"]
-    rep.heading("4. Training (GRPO)")
-    sets = "".join(f" --set {o}" for o in tr.get("overrides", []))
-    rep.para(C(f"assay train grpo --config {tr['config']} --out <run>/train{sets}"),
-             T(": the model writes several answers per prompt, the reward harness scores them, and GRPO moves the "
-               "model towards the answers that scored above their group's average."))
-    metrics = _jsonl(rep.out / "train" / "metrics.jsonl")
-    steps = [m for m in metrics if "reward" in m and "step" in m]
-    rewards = [float(m["reward"]) for m in steps]
-    items: list[list[Any]] = [
-        [B("Steps:"), T(f" {num(s.get('logged_steps') or len(steps))}, {seconds(s.get('seconds_per_step'))} per step"
-                         + (f", peak memory {num(s['peak_mem_mb'] / 1024, 3)} GB" if s.get("peak_mem_mb") else ""))],
-    ]
-    window = _window_means(rewards)
-    if window:
-        w, first, last = window
-        items.append([B("Mean reward:"), T(f" first {w} steps {num(first, 3)} → last {w} steps {num(last, 3)}"
-                                            + (f" (of {len(rewards)} steps)" if len(rewards) < 20 else ""))])
-    elif s.get("reward_first10") is not None:
-        items.append([B("Mean reward:"), T(f" first steps {num(s['reward_first10'], 3)} → last steps {num(s['reward_last10'], 3)}")])
-    before, after = s.get("heldout_reward_before"), s.get("heldout_reward_after")
-    held_n = _json(rep.out / "train" / "eval_before.json").get("n")
-    if before is not None and after is not None:
-        items.append([B("Held-out reward (the trainer's own check): "),
-                      T(f"{num(before, 3)} before training → {num(after, 3)} after, on "
-                        f"{num(held_n) if held_n else 'the'} held-out prompts of the training task")])
-    if s.get("reward_share") is not None:
-        items.append([B("Reward scoring:"), T(f" {percent(s['reward_share'])} of the step time (the rest is generation "
-                                               "and the gradient step)")])
-    weights = _train_reward_weights(rep.out / "train" / "config.yaml")
-    formula = " + ".join(n if w == 1 else f"{num(w)} × {n}" for n, w in weights.items())
-    if weights:
-        items.insert(0, [B("Reward:"), T(f" {formula}" + (" (the total: the curve's black line)" if len(weights) > 1 else "")
-                                       + "; GRPO compares each completion's reward with the mean of its group")])
-    rep.bullets(items)
-    src = _reward_chart(rep, steps, window, formula)
-    if src:
-        rep.figure(src, "Reward per training step (mean over the step's completions), one line per reward; the shaded "
-                        "windows are the first and last steps averaged above. Below: how far the model has moved from "
-                        "where it started.")
-    if has_eval and before is not None:
-        rep.para(T("Two held-out figures appear in this report: the one above is computed by the trainer itself, "
-                   "on prompts set aside from the training data, with the training reward; section 5 is a separate "
-                   "benchmark run afterwards by "), C("assay eval"),
-                 T(" on new problems (its own seed), base and trained model alike, as accuracy. They measure the same "
-                   "skill on different problems, so they need not match exactly."))
-
-
-def _train_reward_weights(path: Path) -> dict[str, float]:
-    """{reward name: weight} from the training run's resolved config.yaml ({} if unreadable)."""
-    if not path.exists():
+def _yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
         return {}
     try:
         import yaml
 
-        rewards = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("rewards") or []
-        return {str(r["name"]): float(r.get("weight", 1.0)) for r in rewards if isinstance(r, dict) and "name" in r}
-    except Exception:  # noqa: BLE001 - unreadable or odd YAML: the report goes on without the formula
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except Exception:  # noqa: BLE001 - unreadable or odd YAML: the report goes on without it
         return {}
+
+
+def _train_settings(rep: Report, tr: dict[str, Any]) -> dict[str, Any]:
+    """The training run's resolved config (train/config.yaml), else the recipe with the
+    demo's --set overrides applied."""
+    cfg = _yaml(rep.out / "train" / "config.yaml")
+    if cfg:
+        return cfg
+    from assay.demo import REPO_ROOT
+
+    cfg = _yaml(REPO_ROOT / str(tr.get("config", ""))) if tr.get("config") else {}
+    for o in tr.get("overrides", []):
+        key, _, value = o.partition("=")
+        *parents, last = key.split(".")
+        node = cfg
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        try:
+            import yaml
+
+            node[last] = yaml.safe_load(value)
+        except Exception:  # noqa: BLE001 - not YAML: keep the text
+            node[last] = value
+    return cfg
+
+
+def _full_steps() -> str:
+    from assay.demo import FULL_TRAIN
+
+    return next((o.partition("=")[2] for o in FULL_TRAIN if o.startswith("sft.max_steps=")), "a few dozen")
+
+
+def _section_train(rep: Report, tr: dict[str, Any], world: dict[str, Any] | None, spec: str) -> None:
+    s = tr.get("summary") or {}
+    cfg = _train_settings(rep, tr)
+    model = str((cfg.get("model") or {}).get("name") or "the model")
+    lora, sft = cfg.get("lora") or {}, cfg.get("sft") or {}
+    toy = model.startswith("toy:")
+    metrics = _jsonl(rep.out / "train" / "metrics.jsonl")
+    steps = [m for m in metrics if m.get("loss") is not None and "step" in m]
+    n_steps = s.get("logged_steps") or len(steps)
+    rep.heading("5. Training: answering from passages (SFT)")
+    sets = "".join(f" --set {rep.scrub(o, '<run>')}" for o in tr.get("overrides", []))
+    rep.para(C(f"assay train sft --config {tr.get('config')} --out <run>/train{sets}"),
+             T(": supervised fine-tuning on the world's training questions. Each prompt is the top "
+               f"{_spec_option(spec, 'k', '3')} passages retrieved for the question, numbered [1], [2], …, then "
+               "the question; the target is the short gold answer followed by the citation of the passage that "
+               "holds it, or "), Q("The passages do not say."),
+             T(" when the question is unanswerable or no shown passage holds the answer. The loss falls on the "
+               "target only, never on the prompt."))
+    ex = (world or {}).get("example")
+    if ex and ex.get("contexts"):
+        rep.para(T("For the test question of section 4 (never trained on) the target would be "), Q(_target(ex)), T("."))
+    if toy:
+        rep.note(B("Quick run: this model only shows the path."),
+                 T(f" {model} is a tiny model with random weights, trained whole for {num(n_steps)} steps: the "
+                   "world's prompts, the training loop, a saved model and its evaluation, end to end in seconds. It is "
+                   "not expected to learn the task, and its answers in section 6 are noise. The full demo ("),
+                 C("assay demo"), T(f") trains SmolLM2-135M-Instruct with LoRA for {_full_steps()} steps."))
+    if lora.get("enabled"):
+        weights = f" with LoRA adapters (rank {lora.get('r')}; the model's own weights stay frozen)"
+    else:
+        weights = " (random weights), every weight trained" if toy else ", every weight trained"
+    items: list[list[Any]] = [[B("Model:"), T(f" {model}{weights}")]]
+    used = _spec_option(spec, "types", "")
+    counts = (world or {}).get("counts") or {}
+    n_train = sum(c for key, c in counts.items() if key.startswith("train/") and (not used or key[6:] in used.split(",")))
+    if n_train:
+        items.append([B("Data:"), T(f" {num(n_train)} questions of the world's train split"
+                                     + (f" ({used.replace(',', ', ')})" if used else "") + "; no test entity appears in them")])
+    batch = sft.get("per_device_train_batch_size")
+    items.append([B("Steps:"), T(f" {num(n_steps)}" + (f" ({num(batch)} prompts each)" if batch else "")
+                                  + f", {seconds(s.get('seconds_per_step'))} per step"
+                                  + (f", peak memory {num(s['peak_mem_mb'] / 1024, 3)} GB" if s.get("peak_mem_mb") else ""))])
+    window = _window_means([float(m["loss"]) for m in steps])
+    if window:
+        w, first, last = window
+        change = f" ({num(abs(100 * (last / first - 1)), 2)}% {'lower' if last < first else 'higher'})" if first else ""
+        items.append([B("Loss:"), T(f" mean of the first {w} steps {num(first, 3)} → last {w} steps {num(last, 3)}{change}"
+                                     + (f", of {len(steps)} steps" if len(steps) < 20 else ""))])
+    elif s.get("loss_first10") is not None:
+        items.append([B("Loss:"), T(f" first steps {num(s['loss_first10'], 3)} → last steps {num(s.get('loss_last10'), 3)}")])
+    accuracy = _window_means([float(m["mean_token_accuracy"]) for m in steps if m.get("mean_token_accuracy") is not None])
+    if accuracy:
+        w, first, last = accuracy
+        items.append([B("Token accuracy"), T(f" (share of target tokens predicted right): first {w} steps {num(first, 3)} "
+                                             f"→ last {w} steps {num(last, 3)}")])
+    trained = rep.path(tr.get("model"))
+    if trained:
+        items.append([B("Trained model:"), T(" "), L(trained, trained) if rep.exists(trained) else C(trained)])
+    rep.bullets(items)
+    src = _loss_chart(rep, steps, window)
+    if src:
+        rep.figure(src, "Training loss per step (cross-entropy on the target tokens, nats per token; lower is "
+                        "better). The shaded windows are the first and last steps averaged above.")
+
+
+def _loss_chart(rep: Report, steps: list[dict[str, Any]], window) -> str | None:
+    if not steps:
+        return None
+    plt = _pyplot()
+    x, y = [int(m["step"]) for m in steps], [float(m["loss"]) for m in steps]
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    ax.plot(x, y, marker="o", ms=3, lw=1.6, color="#2f5f98", label="loss")
+    if window:
+        w, first, last = window
+        ax.axvspan(x[0] - 0.5, x[w - 1] + 0.5, color="#d9534f", alpha=0.08)
+        ax.axvspan(x[-w] - 0.5, x[-1] + 0.5, color="#5cb85c", alpha=0.10)
+        ax.hlines([first], x[0], x[w - 1], colors="#d9534f", linestyles="--", lw=1.2,
+                  label=f"mean, first {w} steps: {num(first, 3)}")
+        ax.hlines([last], x[-w], x[-1], colors="#2e7d32", linestyles="--", lw=1.2,
+                  label=f"mean, last {w} steps: {num(last, 3)}")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss (nats per target token)")
+    ax.set_title("SFT on grounded prompts: training loss per step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    return _save(rep, fig, "loss_curve.png")
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -513,123 +728,264 @@ def _json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _reward_chart(rep: Report, steps: list[dict[str, Any]], window, formula: str = "") -> str | None:
-    if not steps:
-        return None
-    plt = _pyplot()
-    x = [int(m["step"]) for m in steps]
-    per_reward = sorted({k[len("rewards/"):-len("/mean")] for m in steps for k in m
-                         if k.startswith("rewards/") and k.endswith("/mean")})
-    has_kl = any(m.get("kl") is not None for m in steps)
-    fig, axes = plt.subplots(2 if has_kl else 1, 1, figsize=(7.5, 5.2 if has_kl else 3.4), sharex=True,
-                             gridspec_kw={"height_ratios": [2, 1]} if has_kl else None)
-    ax = axes[0] if has_kl else axes
-    for name in per_reward:
-        ax.plot(x, [m.get(f"rewards/{name}/mean") for m in steps], marker="o", ms=3, lw=1.4, label=f"{name} reward")
-    if len(per_reward) != 1:
-        ax.plot(x, [m.get("reward") for m in steps], color="black", lw=2, label=f"total = {formula}" if formula else "total (weighted sum)")
-    if window:
-        w, first, last = window
-        ax.axvspan(x[0] - 0.5, x[w - 1] + 0.5, color="#d9534f", alpha=0.08)
-        ax.axvspan(x[-w] - 0.5, x[-1] + 0.5, color="#5cb85c", alpha=0.10)
-        ax.hlines([first], x[0], x[w - 1], colors="#d9534f", linestyles="--", lw=1.2, label=f"mean, first {w} steps")
-        ax.hlines([last], x[-w], x[-1], colors="#2e7d32", linestyles="--", lw=1.2, label=f"mean, last {w} steps")
-    single = len(per_reward) == 1 and per_reward[0] in ("math", "code", "exact_match", "qa")
-    ax.set_ylabel("mean reward per completion" + ("\n(0 = wrong, 1 = right)" if single else ""))
-    ax.set_title("GRPO training: reward per step")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    if has_kl:
-        kx = axes[1]
-        kx.plot(x, [m.get("kl") for m in steps], color="#7b5ea7", lw=1.2, marker=".", ms=3)
-        kx.set_ylabel("KL to the start\n(nats per token)")
-        kx.grid(alpha=0.3)
-        kx.set_title("Distance from the starting model", fontsize=10)
-    (axes[-1] if has_kl else ax).set_xlabel("training step")
-    return _save(rep, fig, "reward_curve.png")
+# ------------------------------------------------------------------ 6. evaluation
+
+EVAL_COLUMNS = [  # (key, header, higher is better)
+    ("exact_match", "exact match", True), ("f1", "F1", True), ("citation_precision", "citation precision", True),
+    ("abstention", "abstention on unanswerable", True),
+]
 
 
-# ------------------------------------------------------------------ 5. evaluation
+def _runs(ev: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return ev.get("runs") or {k: ev[k] for k in ("base", "trained") if ev.get(k)}
 
 
-def _section_evaluate(rep: Report, ev: dict[str, Any]) -> None:
-    rep.heading("5. Evaluation: base vs trained")
-    suite = rep.path(ev.get("suite")) or "eval/suite.yaml"
-    base, trained = ev["base"], ev["trained"]
-    rep.para(C(f"assay eval run <run>/{suite} --model MODEL --out <run>/eval/base"), T(" (and "), C("…/eval/trained"),
-             T("), then "), C("assay eval compare <run>/eval/base <run>/eval/trained"),
-             T(f": the model before and after training on the same {num(base.get('n'))} held-out problems "
-               f"({base.get('suite', 'suite')}), greedy decoding, scored by the math verifier."))
-    best_acc = max(base.get("accuracy") or 0, trained.get("accuracy") or 0)
-    rows, best = [], set()
-    for r, (label, sm) in enumerate((("base", base), ("trained", trained))):
-        rows.append([label, rep.path(sm.get("model")), sm.get("n"), sm.get("accuracy"), sm.get("time", {}).get("total_s")])
-        if sm.get("accuracy") == best_acc:
-            best.add((r, 3))
-    rep.table(["model", "weights", "problems", "accuracy", "time (s)"], rows, best)
-    src = _eval_chart(rep, ev)
-    if src:
-        rep.figure(src, "Held-out accuracy before and after training, on one scale (0 to 1), with how many problems "
-                        "changed from wrong to right and back.")
-    d_acc = (trained.get("accuracy") or 0) - (base.get("accuracy") or 0)
-    rep.para(T(f"Training moved accuracy from {num(base.get('accuracy'), 3)} to {num(trained.get('accuracy'), 3)} "
-               f"({'+' if d_acc >= 0 else ''}{num(d_acc, 3)}). "
-               "The reward the model was trained on is the same verifier that grades it here, so this is the "
-               "harness doing its job end to end, on problems that were not in the training data."))
-    for name, comp in ev.get("compare", {}).get("suites", {}).items():
-        flips = comp.get("flips", {})
-        rep.heading(f"Problems that changed ({name})", level=3)
-        rep.para(T(f"{num(flips.get('wrong_to_right', 0))} went wrong → right, "
-                   f"{num(flips.get('right_to_wrong', 0))} right → wrong."))
-        table = _flip_rows(rep)
-        if table:
-            shown = table[:10]
-            rep.table(["#", "question", "gold", "base answer", "trained answer", "why"], shown)
-            if len(table) > len(shown):
-                rep.para(T(f"… and {len(table) - len(shown)} more: every answer is in "),
-                         L("eval/base/samples.jsonl", "eval/base/samples.jsonl"), T(" and "),
-                         L("eval/trained/samples.jsonl", "eval/trained/samples.jsonl"), T("."))
+def _mode(label: str, summary: dict[str, Any]) -> str:
+    suite = str(summary.get("suite", ""))
+    if ":closed_book" in suite or "closed-book" in label:
+        return "none (closed book)"
+    if ":search" in suite:
+        return "search in the loop"
+    return f"top {_spec_option(suite, 'k', '3')} ({RETRIEVERS.get(_spec_option(suite, 'retriever', 'bm25'), 'BM25')})"
 
 
-def _flip_rows(rep: Report) -> list[list[Any]]:
-    base = {str(r["id"]): r for r in _jsonl(rep.out / "eval" / "base" / "samples.jsonl")}
-    trained = {str(r["id"]): r for r in _jsonl(rep.out / "eval" / "trained" / "samples.jsonl")}
-    gold_rows = _jsonl(rep.out / "eval" / "heldout.jsonl")
-    gold = {str(r.get("id", i)): r for i, r in enumerate(gold_rows)}
+def _type_measure(kind: str) -> tuple[str, str]:
+    return ("abstention", "abstention") if kind == "unanswerable" else ("exact_match", "exact match")
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [float(r[key]) for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _by_type(rep: Report, labels: list[str]) -> dict[str, dict[str, float | None]]:
+    """{question type: {run label: the type's measure}} from each run's samples.jsonl (exact
+    match on answerable types, abstention on unanswerable ones), plus "all": the score."""
+    samples = {label: _jsonl(rep.out / "eval" / label / "samples.jsonl") for label in labels}
+    kinds = sorted({str(r.get("type") or "") for rows in samples.values() for r in rows} - {""},
+                   key=lambda t: (QUESTION_TYPES.index(t) if t in QUESTION_TYPES else len(QUESTION_TYPES), t))
+    out: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        key = _type_measure(kind)[0]
+        out[kind] = {label: _mean([r for r in rows if r.get("type") == kind], key) for label, rows in samples.items()}
+        out[kind]["n"] = max(sum(1 for r in rows if r.get("type") == kind) for rows in samples.values())
+    if any(samples.values()):
+        out["all"] = {label: _mean(rows, "score") for label, rows in samples.items()}
+        out["all"]["n"] = max(len(rows) for rows in samples.values())
+    return out
+
+
+def _best_cells(rows: list[list[Any]], columns: list[tuple[int, bool]]) -> set[tuple[int, int]]:
+    """(row, column) of each column's best value (ties included); none where all are equal."""
+    best = set()
+    for c, higher in columns:
+        values = [r[c] if isinstance(r[c], (int, float)) else None for r in rows]
+        known = {num(v) for v in values if v is not None}
+        if len(known) < 2:
+            continue
+        top = num((max if higher else min)(v for v in values if v is not None))
+        best |= {(r, c) for r, v in enumerate(values) if v is not None and num(v) == top}
+    return best
+
+
+def _section_evaluate(rep: Report, ev: dict[str, Any], train: dict[str, Any] | None) -> None:
+    runs = _runs(ev)
+    task = rep.scrub(str(ev.get("task") or ev.get("base", {}).get("suite", "")), "<run>")
+    models = ev.get("models") or {}
+    base_name = str(((_train_settings(rep, train) if train else {}).get("model") or {}).get("name") or "")
+    n = next((sm.get("n") for sm in runs.values() if sm.get("n")), None)
+    rep.heading("6. Evaluation: base vs trained, same retrieval")
+    closed = task.replace(":retrieve", ":closed_book")
+    trained_at = rep.path(models.get("trained") or runs.get("trained", {}).get("model"))
+    trained_arg = f"<run>/{trained_at}" if trained_at and rep.exists(trained_at) else "TRAINED"
+    rep.para(C(f"assay eval run {task} --model {base_name or 'BASE'} --out <run>/eval/base"), T(" (and "),
+             C(f"--model {trained_arg} --out <run>/eval/trained"), T("; "), C(closed),
+             T(" for "), C("eval/trained-closed-book"), T("), then "),
+             C("assay eval compare <run>/eval/base <run>/eval/trained"),
+             T(f": the model before and after section 5 on the world's {num(n)} test questions (entities no training "
+               "question mentions), greedy decoding, both shown the same passages; and the trained model once more "
+               "with the question alone."))
+    rep.para(T("Exact match and F1 score the short answer against the gold on answerable questions; citation "
+               "precision is the share of cited passages that hold the answer (over the answers that cite; — when "
+               "none does); abstention is the share of unanswerable questions where the model says the passages do "
+               "not say. Bold: the best value in each score column (none where the runs tie)."))
     rows = []
+    for label, sm in runs.items():
+        which = "base" if label == "base" else "trained"
+        who = (f"{base_name} (before training)" if which == "base" and base_name
+               else rep.path(models.get(which) or sm.get("model")) + (" (after section 5)" if which == "trained" else ""))
+        took = (sm.get("time") or {}).get("total_s")
+        generated = sm.get("generations") or {}
+        if took is not None and generated.get("cached") and not generated.get("new"):
+            took = [T(f"{num(took)} (answers from the cache)")]
+        rows.append([[L(label, f"eval/{label}/report.md")] if rep.exists(f"eval/{label}/report.md") else label, who,
+                     _mode(label, sm), sm.get("n"), *[sm.get(key) for key, _, _ in EVAL_COLUMNS], took])
+    best = _best_cells(rows, [(4 + i, higher) for i, (_, _, higher) in enumerate(EVAL_COLUMNS)])
+    rep.table(["run", "model", "passages", "questions", *[h for _, h, _ in EVAL_COLUMNS], "time (s)"], rows, best)
+    reports = [label for label in runs if rep.exists(f"eval/{label}/report.md")]
+    if reports:
+        spans: list[Any] = [T("Each run's own report (every metric, accuracy by type, plots): ")]
+        for i, label in enumerate(reports):
+            spans += [T(", ") if i else T(""), L(f"eval/{label}/report.md", f"eval/{label}/report.md", strong=True)]
+        rep.para(*spans, T("."))
+
+    by_type = _by_type(rep, list(runs))
+    if by_type:
+        rep.heading("By question type", level=3)
+        labels = list(runs)
+        type_rows = []
+        for kind, values in by_type.items():
+            measure = "right answers (exact match or abstention)" if kind == "all" else _type_measure(kind)[1]
+            type_rows.append([kind.replace("_", "-"), values.get("n"), measure, *[values.get(label) for label in labels]])
+        best = set()
+        for r, row in enumerate(type_rows):  # the best run per type (none where all are equal)
+            values = [v for v in row[3:] if v is not None]
+            if len({num(v) for v in values}) > 1:
+                best |= {(r, 3 + i) for i, v in enumerate(row[3:]) if v is not None and num(v) == num(max(values))}
+        rep.table(["type", "questions", "measure", *labels], type_rows, best)
+        src = _eval_chart(rep, by_type)
+        if src:
+            rep.figure(src, "Base vs trained on one scale (0 to 1), per question type: exact match on answerable "
+                            "types, abstention on unanswerable ones, and all questions together.")
+    _verdict(rep, runs, by_type)
+    _flips_table(rep, n)
+
+
+def _verdict(rep: Report, runs: dict[str, dict[str, Any]], by_type: dict[str, dict[str, Any]]) -> None:
+    """What won, by how much, and why it matters; what closed book shows."""
+    overall = by_type.get("all") or {label: sm.get("accuracy") for label, sm in runs.items()}
+    base, trained = overall.get("base"), overall.get("trained")
+    if base is None or trained is None:
+        return
+    n = (by_type.get("all") or {}).get("n") or runs.get("base", {}).get("n")
+    right = (lambda share: f"{round(share * n)} of {n}") if n else (lambda share: num(share, 3))
+    if num(trained, 3) == num(base, 3):
+        text = (f"Base and trained answer the same share right ({num(trained, 3)}, {right(trained)}): training changed "
+                "nothing measurable here.")
+    else:
+        won = trained > base
+        text = (f"{'The trained model wins' if won else 'The base model does better'}: {right(trained)} test questions "
+                f"answered right after training against {right(base)} before ({num(base, 3)} → {num(trained, 3)}), "
+                "with the same passages in front of both.")
+        gains = {k: (v.get("trained") or 0) - (v.get("base") or 0) for k, v in by_type.items()
+                 if k != "all" and v.get("trained") is not None and v.get("base") is not None}
+        if gains and won:
+            kind = max(gains, key=gains.get)
+            if gains[kind] > 0:
+                text += f" The largest gain is on {kind.replace('_', '-')} questions (+{num(gains[kind], 3)})."
+        if won:
+            text += (" Why it matters: retrieval was the same for both, so the difference is what training taught: to "
+                     "read the passages, answer in a few words, cite the passage that holds the answer, and say when "
+                     "they do not say.")
+    recall = runs.get("base", {}).get("recall@k")
+    if recall is not None:
+        k = _spec_option(str(runs["base"].get("suite", "")), "k", "3")
+        text += (f" Retrieval's part: recall@{k} = {num(recall, 3)}, the share of the answerable questions' gold "
+                 f"documents among the {k} passages shown.")
+    closed = runs.get("trained-closed-book")
+    if closed and closed.get("exact_match") is not None:
+        em, with_passages = closed["exact_match"], runs.get("trained", {}).get("exact_match")
+        if em <= 0.1:
+            text += (f" Without the passages (closed book) the trained model's exact match stays near zero ({num(em, 3)}): "
+                     "the entities are invented, so no model knows them, and the task needs retrieval.")
+        else:
+            text += (f" Without the passages (closed book) the trained model still gets exact match {num(em, 3)}: some "
+                     "answers can be guessed (a comparison names both candidates).")
+        if with_passages is not None and num(with_passages, 3) == num(em, 3) and rep.quick:
+            text += " Here it scores the same with passages, as the quick model learned nothing; the full demo shows the gap."
+    rep.para(T(text))
+    if rep.quick:
+        rep.note(T("Quick run: these numbers come from the tiny random model of section 5 and mean nothing about the "
+                   "method; they show that every step ran. The full demo ("), C("assay demo"),
+                 T(") evaluates SmolLM2-135M-Instruct before and after training."))
+
+
+def _flips_table(rep: Report, n: int | None) -> None:
+    found = flips(rep.out)
+    samples = [L(f"eval/{label}/samples.jsonl", f"eval/{label}/samples.jsonl") for label in ("base", "trained")
+               if rep.exists(f"eval/{label}/samples.jsonl")]
+    where: list[Any] = []
+    if samples:
+        where = [T("every answer is in "), samples[0]] + ([T(" and "), samples[1]] if len(samples) > 1 else [])
+    rep.heading("Questions that changed", level=3)
+    up = sum(1 for f in found if f["direction"] == "wrong → right")
+    if not found:
+        rep.para(T(f"No question changed its score between base and trained{f' (of {n})' if n else ''}"),
+                 *([T("; ")] + where if where else []), T("."))
+        return
+    rep.para(T(f"{up} went wrong → right, {len(found) - up} right → wrong. For each, the passage the right answer "
+               "cited, as the prompt showed it:"))
+    rows = []
+    for f in found[:10]:
+        gold = f["gold"]
+        cited: list[Any] = []
+        for i, (k, doc, text) in enumerate(f["cited"]):
+            cited += ([T("; ")] if i else []) + [B(f"[{k}] {doc}:"), T(" "), Q(_excerpt(text, [gold], 120))]
+        why = [T(f"{f['direction']}. base: {rep.scrub(str(f['base_reason']))}; trained: {rep.scrub(str(f['trained_reason']))}")]
+        rows.append([[Q(f["question"]), T(f" ({f['type'].replace('_', '-')})" if f["type"] else "")], [Q(gold)],
+                     [Q(f["base"])], [Q(f["trained"])], cited or [T("— (no passage cited)")], why])
+    rep.table(["question", "gold", "base answer", "trained answer", "cited passage", "why"], rows)
+    if len(found) > len(rows):
+        rep.para(T(f"… and {len(found) - len(rows)} more: "), *where, T("."))
+    elif where:
+        rep.para(T("Every answer is in "), *where[1:], T("."))
+
+
+def flips(out: Path) -> list[dict[str, Any]]:
+    """Questions whose score changed from the base to the trained model (wrong -> right
+    first), each with both answers and the passages the better answer cited ([n] markers
+    mapped to the passages the prompt showed, from eval/questions.jsonl)."""
+    base = {str(r["id"]): r for r in _jsonl(out / "eval" / "base" / "samples.jsonl")}
+    trained = {str(r["id"]): r for r in _jsonl(out / "eval" / "trained" / "samples.jsonl")}
+    rows = {str(r["id"]): r for r in _jsonl(out / "eval" / "questions.jsonl")}
+    found = []
     for key, b in base.items():
         t = trained.get(key)
         if t is None or (b.get("score") or 0) == (t.get("score") or 0):
             continue
-        g = gold.get(key, {})
-        question = g.get("question") or (b["prompt"] if isinstance(b.get("prompt"), str) else "")
-        direction = "wrong → right" if (t.get("score") or 0) > (b.get("score") or 0) else "right → wrong"
-        why = [T(f"{direction}. base: "), T(rep.scrub(str(b.get("reason", "")))), T("; trained: "),
-               T(rep.scrub(str(t.get("reason", ""))))]
-        rows.append([key, [Q(question)], [Q(g.get("answer", "—"))], [Q(b.get("extracted") or b.get("completion", ""))],
-                     [Q(t.get("extracted") or t.get("completion", ""))], why])
-    return rows
+        row = rows.get(key, {})
+        gained = (t.get("score") or 0) > (b.get("score") or 0)
+        better = t if gained else b
+        contexts, retrieved = row.get("contexts") or [], row.get("retrieved") or []
+        cited = []
+        for n in dict.fromkeys(int(m) for m in re.findall(r"\[(\d+)\]", str(better.get("completion", "")))):
+            if 1 <= n <= len(contexts):
+                cited.append((n, retrieved[n - 1] if n <= len(retrieved) else "", contexts[n - 1]))
+        found.append({"id": key, "question": row.get("question", ""), "type": row.get("type", ""),
+                      "gold": (row.get("answers") or ["(unanswerable: the passages do not say)"])[0],
+                      "direction": "wrong → right" if gained else "right → wrong",
+                      "base": str(b.get("completion", "")).strip(), "trained": str(t.get("completion", "")).strip(),
+                      "base_reason": b.get("reason", ""), "trained_reason": t.get("reason", ""), "cited": cited})
+    return sorted(found, key=lambda f: f["direction"] != "wrong → right")
 
 
-def _eval_chart(rep: Report, ev: dict[str, Any]) -> str | None:
-    base, trained = ev["base"].get("accuracy"), ev["trained"].get("accuracy")
-    if base is None or trained is None:
+def _eval_chart(rep: Report, by_type: dict[str, dict[str, Any]]) -> str | None:
+    groups = [k for k, v in by_type.items() if v.get("base") is not None and v.get("trained") is not None]
+    if not groups:
         return None
     plt = _pyplot()
-    fig, (ax, fx) = plt.subplots(1, 2, figsize=(8.5, 2.6), gridspec_kw={"width_ratios": [3, 2]})
-    n = ev["base"].get("n")
-    notes = [f"{round(float(a) * n)} of {n} right" for a in (base, trained)] if n else None
-    _hbars(ax, ["base", "trained"], [float(base), float(trained)], xmax=1.0, best=max(base, trained),
-           colors=["#8c8c8c", "#2e7d32"], notes=notes)
-    ax.set_xlabel(f"accuracy on {num(ev['base'].get('n'))} held-out problems (0 to 1)")
-    ax.set_title("Base vs trained, same scale")
-    flips = next(iter(ev.get("compare", {}).get("suites", {}).values()), {}).get("flips", {})
-    counts = [int(flips.get("wrong_to_right", 0)), int(flips.get("right_to_wrong", 0))]
-    _hbars(fx, ["wrong → right", "right → wrong"], [float(c) for c in counts], xmax=max(1, ev["base"].get("n") or max(counts)),
-           colors=["#2e7d32", "#c62828"], integer=True)
-    fx.set_xlabel("problems")
-    fx.set_title("Answers that changed")
-    fig.tight_layout()
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    width, stub = 0.38, 0.006
+    for i, (label, color) in enumerate((("base", "#8c8c8c"), ("trained", "#2e7d32"))):
+        xs = [g + (i - 0.5) * width for g in range(len(groups))]
+        values = [float(by_type[k][label]) for k in groups]
+        ax.bar(xs, [max(v, stub) for v in values], width=width * 0.95, color=color, edgecolor="#333333",
+               linewidth=0.8, label=label)
+        for x, v in zip(xs, values):
+            ax.text(x, max(v, stub) + 0.02, num(v, 2), ha="center", va="bottom", fontsize=8)
+    names = []
+    for k in groups:
+        measure = "right" if k == "all" else _type_measure(k)[1]
+        names.append(f"{k.replace('_', '-')}\n{measure}, n={by_type[k].get('n')}")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_ylim(0, 1.15)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.set_ylabel("share of questions (0 to 1)")
+    ax.set_title("Base vs trained, same retrieval: per question type")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="upper left", ncols=2)
     return _save(rep, fig, "base_vs_trained.png")
 
 
@@ -689,16 +1045,20 @@ FILE_NOTES = {
     "steps": "each step's results (what this report is built from)",
     "corpus": "the indexed corpus, questions and relevance judgements (BEIR layout)",
     "index": "the search index (open it with assay search --index)",
-    "train": "training: config, per-step metrics, curves, samples, the trained model",
-    "eval": "evaluation: the suite, the held-out problems, per-model summaries, samples and sub-reports",
+    "world": "the knowledge world: documents, questions of every split, relevance judgements, its index, cached retrievals",
+    "train": "training: the resolved config, per-step metrics (loss), curves, summary, the trained model",
+    "eval": "evaluation: the test questions with the passages shown, then per run a summary, every answer "
+            "(samples.jsonl), plots and a sub-report",
     FILES_DIR: "this report's charts",
 }
-_SKIP_UNDER = ("index/v", "train/checkpoints/", "train/model/", "train/merged/")
+_SKIP_UNDER = ("index/v", "world/index/v", "train/checkpoints/", "train/model/", "train/merged/")
 
 
 def _section_files(rep: Report) -> None:
-    rep.heading("Run files")
-    rep.para(T("Everything the demo wrote, relative to the run directory (sub-reports in bold)."))
+    rep.heading("7. Report and run files")
+    rep.para(C("assay demo --steps report --fresh"), T(" rebuilds this page (report.md and report.html) from the "
+             "files below, any time; its charts are drawn into "), C(f"{FILES_DIR}/"),
+             T(". Everything the demo wrote, relative to the run directory (sub-reports in bold):"))
     files = sorted(p.relative_to(rep.out).as_posix() for p in rep.out.rglob("*")
                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(rep.out).parts))
     groups: dict[str, list[str]] = {}
@@ -881,6 +1241,12 @@ def build(out: Path, quick: bool) -> Report:
     out = Path(out)
     rep = Report(out, quick)
     steps = {name: _load(out, name) for name in STEP_TITLES}
+    # where the run directory was when the steps wrote their paths (it may have moved since)
+    for recorded, tail in (((steps["world"] or {}).get("dir"), ("world",)),
+                           (((steps["train"] or {}).get("summary") or {}).get("out"), ("train",)),
+                           (((steps["evaluate"] or {}).get("compare") or {}).get("a"), ("eval", "base"))):
+        if recorded and Path(recorded).parts[-len(tail):] == tail:
+            rep.add_root(Path(recorded).parents[len(tail) - 1])
     _header(rep, steps)
     if steps["index"] is not None:
         _section_index(rep, steps["index"])
@@ -888,10 +1254,13 @@ def build(out: Path, quick: bool) -> Report:
         _section_retrieval(rep, steps["retrieval"])
     if steps["rewards"] is not None:
         _section_rewards(rep, steps["rewards"])
+    spec = _world_spec(steps)
+    if steps["world"] is not None:
+        _section_world(rep, steps["world"], spec)
     if steps["train"] is not None:
-        _section_train(rep, steps["train"], has_eval=steps["evaluate"] is not None)
+        _section_train(rep, steps["train"], steps["world"], spec)
     if steps["evaluate"] is not None:
-        _section_evaluate(rep, steps["evaluate"])
+        _section_evaluate(rep, steps["evaluate"], steps["train"])
     _section_files(rep)
     return rep
 
