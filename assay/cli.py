@@ -54,7 +54,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         help="run the whole platform end to end on embedded defaults (offline, CPU)",
     )
     p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
-    p.add_argument("--quick", action="store_true", help="the short version: a tiny model, no reranking or HyDE (about 3 minutes of CPU)")
+    p.add_argument("--quick", action="store_true",
+                   help="the short version: a tiny random model on the same path (it shows the path, it does not learn), "
+                        "no reranking")
+    p.add_argument("--hyde", action="store_true", help="the full run also writes HyDE passages with SmolLM2 (minutes more)")
     p.add_argument("--steps", default=None, help="comma-separated subset of steps to run")
     p.add_argument("--fresh", action="store_true", help="ignore finished steps and redo them")
     p.set_defaults(handler=_run_demo)
