@@ -77,8 +77,9 @@ def ray_cluster():
 
 @pytest.fixture
 def hash_embedder(monkeypatch):
-    """Indexes built in the test embed with hash vectors, no model: for tests that search
-    with BM25 only and should not pay for MiniLM."""
+    """Indexes opened or built in the test embed with deterministic unit vectors from a hash
+    of the text (no model; the embedding cache is the real one): for tests of BM25, fusion
+    and index plumbing that should not pay for MiniLM."""
     import hashlib
 
     import numpy as np
@@ -101,6 +102,10 @@ def hash_embedder(monkeypatch):
                 v = np.random.default_rng(seed).normal(size=16)
                 out.append(v / np.linalg.norm(v))
             return np.asarray(out, dtype=np.float32)
+
+        def encode_query(self, query):
+            self.model_calls += 1
+            return self._encode_model([query], False)[0]
 
     monkeypatch.setattr("rag.index.Embedder", HashEmbedder)
     return HashEmbedder

@@ -4,38 +4,15 @@ the dense leg is noise, BM25 finds every answer), so no model is loaded."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
-import numpy as np
 import pytest
 
 from assay.cli import main
-from rag.embeddings import Embedder
 from rag.fusion import FusionConfig
 
 WORDS = "wing lift drag shock boundary layer flutter panel heat transfer slipstream nozzle".split()
 N = 40
-
-
-class FakeEmbedder(Embedder):
-    """Deterministic unit vectors from a hash of the text (no model); the cache is the real one."""
-
-    def __init__(self, model="all-MiniLM-L6-v2", **kw):
-        kw.pop("device", None)
-        super().__init__(model, **kw)
-
-    def _encode_model(self, texts, progress):
-        self.model_calls += len(texts)
-        out = []
-        for t in texts:
-            seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
-            v = np.random.default_rng(seed).normal(size=16)
-            out.append(v / np.linalg.norm(v))
-        return np.asarray(out, dtype=np.float32)
-
-    def encode_query(self, query):
-        return self._encode_model([query], False)[0]
 
 
 def _key(i: int) -> str:  # a made-up word only document i contains
@@ -43,9 +20,8 @@ def _key(i: int) -> str:  # a made-up word only document i contains
 
 
 @pytest.fixture()
-def collection(tmp_path, monkeypatch):
+def collection(tmp_path, monkeypatch, hash_embedder):
     monkeypatch.setenv("ASSAY_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("rag.index.Embedder", FakeEmbedder)  # what an index loads for its embedder
     root = tmp_path / "beir"
     (root / "qrels").mkdir(parents=True)
     with open(root / "corpus.jsonl", "w") as fh:

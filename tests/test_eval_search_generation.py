@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-import torch
+from lm_forcing import forcing_processor
 
 import tasks
 from eval.cache import Cache
@@ -20,33 +20,6 @@ CORPUS = [
 ]
 QUERY = "wing stall angle"
 PROMPT = [{"role": "user", "content": "Why do wings stall?"}]
-
-
-def forcing_processor(token_ids: list[int]):
-    """Makes the (random, tiny) model write `token_ids` first, as a trained one would; the
-    generation, stopping, retrieval and pasting downstream are the real thing (the trick of
-    tests/test_train_rollout.py)."""
-    from transformers import LogitsProcessor
-
-    class ForceFirst(LogitsProcessor):
-        def __init__(self):
-            self.start = None
-            self.finished = False
-
-        def __call__(self, input_ids, scores):
-            if self.finished:
-                return scores
-            if self.start is None:
-                self.start = input_ids.shape[1]
-            pos = input_ids.shape[1] - self.start
-            if pos >= len(token_ids):
-                self.finished = True
-                return scores
-            forced = torch.full_like(scores, float("-inf"))
-            forced[:, token_ids[pos]] = 0.0
-            return forced
-
-    return ForceFirst()
 
 
 def force_search(monkeypatch, query: str) -> None:

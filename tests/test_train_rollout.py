@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from lm_forcing import forcing_processor
 
 from train.rollouts import Passage, SearchConfig, SearchRollout, make_search_rollout
 
@@ -44,32 +45,6 @@ def tiny(tiny_lm):
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
     return model, tok
-
-
-def forcing_processor(token_ids: list[int]):
-    """Makes the (random, tiny) policy write `token_ids` first, as a trained one would:
-    generation, stopping, retrieval and masking downstream are all the real thing."""
-    from transformers import LogitsProcessor
-
-    class ForceFirst(LogitsProcessor):
-        def __init__(self):
-            self.start = None
-            self.finished = False
-
-        def __call__(self, input_ids, scores):
-            if self.finished:
-                return scores
-            if self.start is None:
-                self.start = input_ids.shape[1]
-            pos = input_ids.shape[1] - self.start
-            if pos >= len(token_ids):
-                self.finished = True
-                return scores
-            forced = torch.full_like(scores, float("-inf"))
-            forced[:, token_ids[pos]] = 0.0
-            return forced
-
-    return ForceFirst()
 
 
 def _rollout(model, tok, retrieve, config, prompts, max_new_tokens=20):
