@@ -195,7 +195,7 @@ def step_rewards(demo: Demo) -> dict[str, Any]:
 # no model has read about them, so answering needs retrieval, and test questions are
 # about entities no training question mentions. The quick run keeps the world small.
 QUICK_WORLD = {"docs": 150, "questions": 300}
-FULL_WORLD = {"docs": 400, "questions": 900}
+FULL_WORLD = {"docs": 400, "questions": 600}
 # Question types the grounded model is taught and evaluated on: two-hop questions need a
 # second search (search in the loop: data/configs/sft-search-world.yaml), so one-shot
 # retrieval rarely shows their answer.
