@@ -76,7 +76,7 @@ def ray_cluster():
 
 
 @pytest.fixture
-def hash_embedder(monkeypatch):
+def hash_embedder(monkeypatch, tmp_path):
     """Indexes opened or built in the test embed with deterministic unit vectors from a hash
     of the text (no model; the embedding cache is the real one): for tests of BM25, fusion
     and index plumbing that should not pay for MiniLM."""
@@ -107,5 +107,7 @@ def hash_embedder(monkeypatch):
             self.model_calls += 1
             return self._encode_model([query], False)[0]
 
+    # its vectors must never reach the user's embedding cache, where MiniLM's are kept
+    monkeypatch.setattr("rag.embeddings.default_cache_dir", lambda: tmp_path / "hash-embeddings")
     monkeypatch.setattr("rag.index.Embedder", HashEmbedder)
     return HashEmbedder
