@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TYPES = ("single", "two_hop", "comparison", "unanswerable")
-METRICS = ("exact_match", "f1", "citation_precision", "citation_recall", "cited", "abstention", "false_abstention",
+METRICS = ("exact_match", "contains_answer", "f1", "citation_precision", "citation_recall", "cited", "abstention", "false_abstention",
            "supported", "recall@k", "search_calls")
 
 

@@ -32,7 +32,8 @@ passages (the first k); other FlashRAG rows need ``index=DIR`` for retrieve mode
 Scoring, per completion (`Scored.score` is `rag_qa_metrics.answer_correct`: EM on
 answerable questions, abstaining on unanswerable ones; the rest are extra metrics the eval
 runner averages, None where they do not apply): ``exact_match`` and ``f1`` (answerable
-only; max over answers), ``abstained`` (every row), ``abstention`` (unanswerable: did it
+only; max over answers), ``contains_answer`` (answerable: an accepted answer occurs in
+the response, FlashRAG's lenient ``acc``, beside EM), ``abstained`` (every row), ``abstention`` (unanswerable: did it
 abstain), ``false_abstention`` (answerable: did it abstain), ``citation_precision`` and
 ``citation_recall`` (over responses that cite: `rag_qa_metrics.citation_scores`),
 ``cited`` (did it cite), ``supported`` (answerable, answered: the short answer occurs in
@@ -374,11 +375,13 @@ class RagQA(Task):
             extra: dict[str, float | None] = {"abstained": float(abstained)}
             if answers:
                 em, f1 = M.exact_match(pred, answers), M.token_f1(pred, answers)
-                extra.update(exact_match=em, f1=f1, abstention=None, false_abstention=float(abstained))
+                extra.update(exact_match=em, f1=f1, abstention=None, false_abstention=float(abstained),
+                             contains_answer=M.contains_answer(claim, answers))
                 extra["supported"] = None if abstained or not contexts else float(M.answer_supported(pred, contexts))
                 score, reason = em, ("matches" if em else f"expected {answers[0]!r}")
             else:
-                extra.update(exact_match=None, f1=None, abstention=float(abstained), false_abstention=None, supported=None)
+                extra.update(exact_match=None, f1=None, abstention=float(abstained), false_abstention=None, supported=None,
+                             contains_answer=None)
                 score, reason = float(abstained), "abstained" if abstained else "answered an unanswerable question"
             if self.mode != "closed_book":
                 passages = [{"text": t, "id": d} for t, d in zip(contexts, retrieved)] if retrieved else contexts

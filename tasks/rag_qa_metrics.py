@@ -15,6 +15,11 @@
   no citation at all gives precision 0); recall = evidence passages cited / evidence
   passages shown, evidence meaning gold or answer-bearing (None when no evidence was shown).
 - ``answer_supported``: the normalised answer occurs in some retrieved passage.
+- ``contains_answer``: an accepted answer occurs (normalised, on token boundaries) anywhere
+  in the response -- FlashRAG's ``acc``. Lenient where EM is strict: "The Brehameth
+  Conservatory was founded in 1736." holds "1736" though its EM is 0; a response that
+  lists several candidates also holds the right one, so it is reported beside EM, never
+  instead of it.
 - ``is_abstention``: the response says the documents do not give the answer ("not
   stated", "the documents do not say", "cannot be determined from", "unanswerable",
   "I don't know", "no information about", ...); ``abstention_scores`` gives abstention
@@ -75,6 +80,13 @@ def _pid(p: Any) -> str | None:
 def _contains(text: str, answer: str) -> bool:
     a = normalize_answer(answer)
     return bool(a) and f" {a} " in f" {normalize_answer(text)} "
+
+
+def contains_answer(response: str, answers: Sequence[str]) -> float:
+    """1.0 when some accepted answer occurs in the response (FlashRAG's ``acc``), else 0.0.
+    Citation markers are removed first: "[1]" must not count as the answer 1."""
+    text = _CITE.sub(" ", response)
+    return float(any(_contains(text, a) for a in answers))
 
 
 def answer_supported(answer: str, passages: Sequence[Any]) -> bool:

@@ -162,3 +162,13 @@ def test_recall_at_k():
     assert recall_at_k(["d3"], [], 10) is None
     with pytest.raises(ValueError):
         recall_at_k([], ["d1"], 0)
+
+
+def test_contains_answer_is_flashrags_lenient_accuracy():
+    from tasks.rag_qa_metrics import contains_answer
+
+    assert contains_answer("The Brehameth Conservatory was founded in 1736.", ["1736"]) == 1.0
+    assert contains_answer("Founded in 17360.", ["1736"]) == 0.0  # token boundaries
+    assert contains_answer("See [1].", ["1"]) == 0.0  # a citation marker is not the answer
+    assert contains_answer("It is The Grojam Press", ["Grojam Press"]) == 1.0  # SQuAD normalisation
+    assert contains_answer("anything", []) == 0.0
