@@ -56,7 +56,8 @@ def _sample(row: dict, completion: str, right: bool, closed_book: bool = False) 
     return {"id": row["id"], "prompt": "…", "completion": f" {completion}", "extracted": completion,
             "reason": ("correct" if right else f"expected {row['answers'][0]!r}" if answerable else "did not abstain"),
             "score": float(right), "type": row["type"], "abstained": float(not answerable and right),
-            "exact_match": float(right) if answerable else None, "f1": (1.0 if right else 0.3333333333333333) if answerable else None,
+            "exact_match": float(right) if answerable else None, "contains_answer": float(right) if answerable else None,
+            "f1": (1.0 if right else 0.3333333333333333) if answerable else None,
             "abstention": None if answerable else float(right), "false_abstention": 0.0 if answerable else None,
             "citation_precision": None if closed_book or not cited else 1.0,
             "citation_recall": None if closed_book or not cited else 1.0, "cited": None if closed_book else float(cited),
@@ -68,7 +69,8 @@ def _summary(samples: list[dict], model: str, suite: str, secs: float, cached: b
         values = [s[key] for s in samples if s[key] is not None]
         return sum(values) / len(values) if values else None
 
-    return {"n": len(samples), "accuracy": mean("score"), "exact_match": mean("exact_match"), "f1": mean("f1"),
+    return {"n": len(samples), "accuracy": mean("score"), "exact_match": mean("exact_match"),
+            "contains_answer": mean("contains_answer"), "f1": mean("f1"),
             "abstention": mean("abstention"), "false_abstention": mean("false_abstention"),
             "citation_precision": mean("citation_precision"), "cited": mean("cited"), "recall@k": mean("recall@k"),
             "suite": suite, "model": model, "time": {"total_s": secs},
@@ -262,10 +264,10 @@ def test_evaluation_section_compares_three_runs_and_shows_flips(report):
     assert "`assay eval run world:<run>/world:test:retrieve:k=3:types=single,comparison,unanswerable --model toy:lucky" in ev
     assert "`assay eval compare <run>/eval/base <run>/eval/trained`" in ev
     # the three runs, best value per score column in bold, cached answers said so
-    assert ("| [base](eval/base/report.md) | toy:lucky (before training) | top 3 (BM25) | 14 | 0.08333 | 0.3889 | — | 0 | "
+    assert ("| [base](eval/base/report.md) | toy:lucky (before training) | top 3 (BM25) | 14 | 0.08333 | 0.08333 | 0.3889 | — | 0 | "
             "0.1871 (answers from the cache) |") in ev
     assert ("| [trained](eval/trained/report.md) | train/model (after section 5) | top 3 (BM25) | 14 | **0.8333** | "
-            "**0.8889** | 1 | **1** | 1.116 |") in ev
+            "**0.8333** | **0.8889** | 1 | **1** | 1.116 |") in ev
     assert "| [trained-closed-book](eval/trained-closed-book/report.md) | train/model (after section 5) | none (closed book) |" in ev
     # per question type, from the samples
     assert "| single | 10 | exact match | 0.1 | **0.8** | 0 |" in ev
