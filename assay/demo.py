@@ -253,7 +253,10 @@ GROUNDED_CONFIG = "data/configs/sft-grounded-world.yaml"
 # weights learns next to nothing) and only shows the path: it does not learn the task.
 QUICK_TRAIN = ["model.name=toy:lucky", "lora.enabled=false", "sft.max_steps=6", "sft.learning_rate=1.0e-2",
                "sft.save_steps=6", "time_limit_minutes=2"]
-FULL_TRAIN = ["sft.max_steps=24", "sft.save_steps=12", "time_limit_minutes=5"]
+# 24 steps, without the recipe's repeat of unanswerable questions: in so short a run the
+# repeat teaches abstaining before answering (measured: exact match 0.28, abstention 0.89;
+# without it 0.75 and 0.22). The recipe's 80 steps get both (0.95 and 0.83).
+FULL_TRAIN = ["sft.max_steps=24", "sft.save_steps=12", "time_limit_minutes=5", "data.repeat={}"]
 
 
 def _train_overrides(demo: Demo) -> list[str]:
