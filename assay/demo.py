@@ -302,7 +302,10 @@ def step_evaluate(demo: Demo) -> dict[str, Any]:
 
     trained = json.loads((demo.out / "steps" / "train.json").read_text())
     run_cfg = load_run_config("sft", REPO_ROOT / trained["config"], trained["overrides"])
-    models = {"base": model_path(run_cfg.model.name), "trained": trained["model"]}
+    # a known model by its name (what a user would type, and no cache path in the reports);
+    # the toy model has no name outside training, so by its built path
+    base = run_cfg.model.name
+    models = {"base": model_path(base) if base.startswith("toy:") else base, "trained": trained["model"]}
     questions = _world_task(demo, "test").load()  # with the passages each prompt shows: the report quotes them
     atomic_write_text(demo.out / "eval" / "questions.jsonl", "".join(json.dumps(q) + "\n" for q in questions))
     summaries = {}
