@@ -306,11 +306,12 @@ def step_evaluate(demo: Demo) -> dict[str, Any]:
     # the toy model has no name outside training, so by its built path
     base = run_cfg.model.name
     models = {"base": model_path(base) if base.startswith("toy:") else base, "trained": trained["model"]}
-    questions = _world_task(demo, "test").load()  # with the passages each prompt shows: the report quotes them
+    by_mode = {mode: _world_task(demo, "test", mode) for mode in {mode for _, _, mode in EVAL_RUNS}}
+    questions = by_mode["retrieve"].load()  # with the passages each prompt shows: the report quotes them
     atomic_write_text(demo.out / "eval" / "questions.jsonl", "".join(json.dumps(q) + "\n" for q in questions))
     summaries = {}
     for label, which, mode in EVAL_RUNS:
-        task = _world_task(demo, "test", mode)
+        task = by_mode[mode]
         out = demo.out / "eval" / label
         demo.command(f"assay eval run {task.name} --model {models[which]} --out {out}")
         summaries[label] = evaluation.run(task, models[which], out=out, progress=True)
@@ -323,7 +324,7 @@ def step_evaluate(demo: Demo) -> dict[str, Any]:
     comparison = evaluation.compare(demo.out / "eval" / "base", demo.out / "eval" / "trained")
     demo.say(format_compare(comparison))
     _say_flips(demo)
-    return {"task": _world_task(demo, "test").name, "models": models, "runs": summaries, "compare": comparison,
+    return {"task": by_mode["retrieve"].name, "models": models, "runs": summaries, "compare": comparison,
             "base": summaries["base"], "trained": summaries["trained"]}
 
 

@@ -70,13 +70,6 @@ class RayConfig:
     """Object store of a local Ray started here (None: Ray's default)."""
 
 
-def _node_cores(ray, node_id: str) -> int:
-    for n in ray.nodes():
-        if n.get("NodeID") == node_id:
-            return max(1, int(n.get("Resources", {}).get("CPU", 1) or 1))
-    return max(1, os.cpu_count() or 1)
-
-
 class RewardHost:
     """One node's reward runner (a Ray actor; see the module docstring)."""
 

@@ -401,7 +401,3 @@ def _read_corpus(path: Path) -> list[dict]:
     from core.files import iter_jsonl
 
     return [rec for _, rec in iter_jsonl(path, TaskError)]
-
-
-def is_rag_qa(name: str) -> bool:
-    return name.partition(":")[0] in ("world", "flashrag") and ":" in name
