@@ -303,12 +303,14 @@ class RagQA(Task):
         passages that hold it (gold documents first); when none does, or the question is
         unanswerable, the answer is the abstention."""
         steps, shown, ids = [], [], []
-        index = self.index()
+        from tasks.search_loop import index_retriever
+
+        retrieve = index_retriever(self.index(), self.retriever)  # the rollout's own retriever
         for query in self.search_queries(row):
-            hits = index.search(query, k=self.k, mode=self.retriever)
-            steps.append({"action": f"<search>{query}</search>", "passages": [h.chunk.text for h in hits]})
-            shown += [h.chunk.text for h in hits]
-            ids += [h.chunk.doc_id for h in hits]
+            found = retrieve(query, self.k)
+            steps.append({"action": f"<search>{query}</search>", "passages": [p.text for p in found]})
+            shown += [p.text for p in found]
+            ids += [p.doc_id for p in found]
         answers = row.get("answers") or []
         cites = self.evidence({**row, "contexts": shown, "retrieved": ids}) if answers else []
         answer = f"{answers[0]} {''.join(f'[{n}]' for n in cites)}" if cites else ABSTAIN_TEXT

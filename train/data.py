@@ -232,7 +232,7 @@ def search_turns(prompt: Any, trace: list[dict], tokenizer) -> dict:
     prompt or on retrieved text. Token ids, not text, because text would merge tokens
     across the boundaries ('>' + '\n<') and train on a context the rollout never shows."""
     from tasks.passages import information_block
-    from train.rollouts import SearchConfig
+    from tasks.search_loop import SearchConfig
 
     limits = SearchConfig()
     text = (tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
