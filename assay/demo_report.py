@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import atomic_write_text
+from rewards.conventions import cited_passages, claim
 
 FILES_DIR = "report_files"
 
@@ -952,7 +953,7 @@ def flips(out: Path) -> list[dict[str, Any]]:
         better = t if gained else b
         contexts, retrieved = row.get("contexts") or [], row.get("retrieved") or []
         cited = []
-        for n in dict.fromkeys(int(m) for m in re.findall(r"\[(\d+)\]", str(better.get("completion", "")))):
+        for n in cited_passages(claim(str(better.get("completion", "")))):
             if 1 <= n <= len(contexts):
                 cited.append((n, retrieved[n - 1] if n <= len(retrieved) else "", contexts[n - 1]))
         found.append({"id": key, "question": row.get("question", ""), "type": row.get("type", ""),

@@ -1,4 +1,7 @@
-"""Aggregate metrics over per-sample scores: accuracy, pass@k, maj@k, mean@k, EM/F1.
+"""Aggregate metrics over per-sample scores: accuracy, pass@k, maj@k, mean@k.
+
+(SQuAD's EM and token F1 are `rewards.qa.exact_match` / `token_f1`: one definition for the
+training reward and the evaluation metric.)
 
 Every suite scores each completion of each item with a number in [0, 1] (1 = correct);
 an item has n completions (`--samples n`). From those lists:
@@ -17,8 +20,6 @@ an item has n completions (`--samples n`). From those lists:
 from __future__ import annotations
 
 import collections
-import re
-import string
 from typing import Sequence
 
 
@@ -89,39 +90,3 @@ def majority_correct(answers: Sequence[str | None], scores: Sequence[float | Non
     best = max(votes.values())
     winner = next(a for a in answers if a is not None and votes[a] == best)
     return 1.0 if any(is_correct(s) for a, s in zip(answers, scores) if a == winner) else 0.0
-
-
-# --- exact match / token F1 for extractive and free-form QA (SQuAD's normalization) ---
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """Lower case, drop punctuation and articles, squeeze whitespace (SQuAD v1.1)."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    p = normalize_answer(prediction)
-    return 1.0 if any(p == normalize_answer(g) for g in golds) else 0.0
-
-
-def token_f1(prediction: str, golds: Sequence[str]) -> float:
-    """Best token-overlap F1 of `prediction` against any gold answer."""
-    pred = normalize_answer(prediction).split()
-    best = 0.0
-    for gold in golds:
-        ref = normalize_answer(gold).split()
-        if not pred or not ref:
-            best = max(best, float(pred == ref))
-            continue
-        common = collections.Counter(pred) & collections.Counter(ref)
-        same = sum(common.values())
-        if same == 0:
-            continue
-        precision, recall = same / len(pred), same / len(ref)
-        best = max(best, 2 * precision * recall / (precision + recall))
-    return best

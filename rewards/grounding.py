@@ -1,13 +1,14 @@
 """The grounding reward: is the answer supported by the contexts that were retrieved for it?
 
 A row carries ``contexts``: the retrieved chunk texts, in the order they were shown to the
-model as ``[1]``, ``[2]``, … . The answer is the last ``<answer>…</answer>`` block when
-there is one, else the completion with ``<think>``, ``<search>`` and ``<information>``
-blocks removed (pasted-in retrieval must not count as the model's own claim, nor as
-support for it).
+model as ``[1]``, ``[2]``, … . The answer is the completion's claim
+(`rewards.conventions.claim`: the last ``<answer>`` block when there is one, else the
+completion with ``<think>``, ``<search>`` and ``<information>`` blocks removed -- pasted-in
+retrieval must not count as the model's own claim, nor as support for it).
 
 The answer is split into sentences. Each sentence is checked against the chunks it cites
-(``[2]``, ``[1][3]``, ``[1, 3]``); a sentence without a citation is checked against all
+(``[2]``, ``[1][3]``, ``[1, 3]``, ``[1; 3]``, ``[1-3]``: `rewards.conventions.citations`, the
+same reading as the citation-precision metric); a sentence without a citation is checked against all
 contexts (or scores 0 with ``require_citations=True``). A sentence's support is 1.0 when
 its normalized text appears verbatim in a checked chunk, else the share of its content
 words (lower-cased, stop words dropped, light plural folding) found in those chunks. The
@@ -24,10 +25,8 @@ import re
 from typing import Any, Sequence
 
 from rewards.base import RewardError, RewardResult, register
+from rewards.conventions import CITATION_RE, citations, claim
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
-_STRIP_BLOCKS = re.compile(r"<(think|search|information)>.*?(</\1>|$)", re.S | re.I)
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[^\W_]+", re.U)
 STOPWORDS = frozenset("""
@@ -37,15 +36,6 @@ will would shall should may might must i you he she we they me him her us them m
 whom whose when where why how all any both each few more most other some own same very just also there here out up
 down off again further once only too s t
 """.split())
-
-
-def answer_text(completion: str) -> str:
-    """The part of a completion that makes claims: the last <answer> block, else the text
-    without think / search / information blocks."""
-    blocks = _ANSWER.findall(completion)
-    if blocks:
-        return blocks[-1].strip()
-    return _STRIP_BLOCKS.sub(" ", completion).strip()
 
 
 def content_words(text: str) -> list[str]:
@@ -61,14 +51,6 @@ def content_words(text: str) -> list[str]:
 
 def _normalize(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
-
-
-def citations(text: str) -> list[int]:
-    """Citation numbers in order of appearance: "[1][3]" and "[1, 3]" both give [1, 3]."""
-    out = []
-    for group in _CITATION.findall(text):
-        out.extend(int(n) for n in re.split(r"\s*[,;]\s*", group))
-    return out
 
 
 def _context_texts(row: dict, i: int) -> list[str]:
@@ -93,7 +75,7 @@ def score_grounding(completion: str, contexts: Sequence[str], *, require_citatio
     """Score one completion against its retrieved contexts."""
     if not contexts:
         return RewardResult(None, "no retrieved contexts to check against")
-    answer = answer_text(completion)
+    answer = claim(completion)
     if not _WORD.search(answer):
         return RewardResult(0.0, "empty answer", {"support": 0.0})
     context_words = [set(content_words(c)) for c in contexts]
@@ -108,8 +90,8 @@ def score_grounding(completion: str, contexts: Sequence[str], *, require_citatio
         cited_all.extend(cited)
         valid = sorted({n for n in cited if 1 <= n <= len(contexts)})
         invalid.extend(n for n in cited if not 1 <= n <= len(contexts))
-        claim = _CITATION.sub(" ", sentence)
-        words = content_words(claim)
+        claimed = CITATION_RE.sub(" ", sentence)
+        words = content_words(claimed)
         weight = max(len(words), 1)
         total_weight += weight
         if cited and not valid:
@@ -118,7 +100,7 @@ def score_grounding(completion: str, contexts: Sequence[str], *, require_citatio
             continue
         words_ok = set().union(*(context_words[n - 1] for n in valid)) if valid else all_words
         norm_ok = " \n ".join(context_norm[n - 1] for n in valid) if valid else all_norm
-        norm_claim = _normalize(claim)
+        norm_claim = _normalize(claimed)
         if norm_claim and norm_claim in norm_ok:
             weighted += weight
             continue

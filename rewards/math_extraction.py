@@ -31,6 +31,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rewards.conventions import blocks
+
 
 @dataclass
 class Extraction:
@@ -41,7 +43,6 @@ class Extraction:
 
 # ------------------------------------------------------------------------------ pieces
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
-_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S | re.I)
 # A base model that keeps going after its answer starts a new problem or a new turn.
 _CONTINUATION_RE = re.compile(
     r"(?:\n\s*(?:#+\s*)?(?:Question|Q|Problem|Human|User|Exercise)\s*\d*\s*[:.]"
@@ -243,7 +244,7 @@ def extract_answer(text: str, lenient: bool = False) -> Extraction:
     """The final answer a completion commits to (rules and their order: the module doc)."""
     text = cut_continuation(text)
     scope = text
-    tags = _ANSWER_TAG_RE.findall(text)
+    tags = blocks(text, "answer")  # the output conventions' reading: the last block decides
     if tags:
         scope = tags[-1]
     boxes = boxed_contents(scope)  # inside <answer> when there is one: boxes in the thinking do not count

@@ -7,16 +7,17 @@ one-item list). An empty list marks an unanswerable question: the reward is 1 fo
 abstention ("The passages do not say.", see `is_abstention`) and 0 for anything else.
 On an answerable question an abstention scores 0 like any other wrong answer.
 
-The answer a completion commits to (`short_answer`): the last ``<answer>…</answer>``
-block when there is one, else the text after the last ``</information>`` (search rollouts),
-else the whole completion; then its first non-empty line, without a leading "Answer:" and
-without ``[n]`` citation markers.
+The answer a completion commits to is `rewards.conventions.short_answer`, and an
+abstention is `rewards.conventions.is_abstention`: the output conventions live once, so the
+RAG QA metrics read a completion exactly as these rewards do.
 
 Normalisation and the two scores are SQuAD v1.1's official definitions (evaluate-v1.1.py):
 lower-case, drop punctuation, drop the articles a/an/the, collapse whitespace; EM compares
-the normalised strings, F1 the bags of normalised tokens (0 when they share none); the
-score is the maximum over the accepted answers. `tasks.rag_qa_metrics` uses these very
-functions (rewards import nothing of assay but core, so they live here).
+the normalised strings, F1 the bags of normalised tokens (0 when they share none -- also
+when both are empty, as the official v1.1 script computes it; v2.0's no-answer rule would
+give 1 there, and assay scores unanswerable questions by abstention instead); the score is
+the maximum over the accepted answers. `tasks.rag_qa_metrics` and `eval.metrics` use
+these very functions (rewards import nothing of assay but core, so they live here).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import string
 from typing import Any, Sequence
 
 from rewards.base import RewardError, RewardResult, register
+from rewards.conventions import claim, is_abstention, short_answer
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -60,45 +62,6 @@ def token_f1(prediction: str, answers: Sequence[str]) -> float:
     return max((_f1(prediction, a) for a in answers), default=0.0)
 
 
-_ABSTAIN = re.compile("|".join([
-    r"\bnot (?:explicitly |directly |clearly )?(?:stated|mentioned|specified|given|provided|say|said|included|contained|found|known)\b",
-    r"\b(?:do|does|did)(?:n't| not) (?:say|state|mention|specify|contain|include|provide|give|tell|indicate)\b",
-    r"\b(?:cannot|can't|can ?not|unable to) (?:be )?(?:determined?|found|answer(?:ed)?|tell|say|find|know|confirm|infer)\b",
-    r"\bunanswerable\b",
-    r"\bnot answerable\b",
-    r"\bi (?:do not|don't) know\b",
-    r"\b(?:no|not enough|insufficient) (?:information|mention|details?|data|evidence|record)\b",
-    r"\bthere is no (?:information|mention|record|evidence)\b",
-    r"\bnot (?:in|from) the (?:provided |given |retrieved )?(?:documents?|passages?|context|corpus|sources?|texts?)\b",
-    r"\b(?:documents?|passages?|context|corpus|sources?) (?:is|are) silent\b",
-    r"\bunknown\b",
-]), re.IGNORECASE)
-
-
-def is_abstention(response: str) -> bool:
-    """True when `response` says the documents do not give the answer."""
-    return bool(_ABSTAIN.search(response.replace("’", "'")))
-
-
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S | re.I)
-_CITE_MARK = re.compile(r"\s*\[\s*\d+(?:\s*[,;\-–]\s*\d+)*\s*\]")
-
-
-def short_answer(completion: str) -> str:
-    """The answer a completion commits to (see the module doc), citations removed."""
-    text = completion
-    blocks = _ANSWER_BLOCK.findall(text)
-    if blocks:
-        text = blocks[-1]
-    elif "</information>" in text:
-        text = text.rsplit("</information>", 1)[1]
-    text = re.sub(r"<(think|search|information)>.*?(</\1>|$)", " ", text, flags=re.S | re.I)
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    text = lines[0] if lines else ""
-    text = re.sub(r"^(final answer|answer)\s*[:\-]\s*", "", text, flags=re.I)
-    return _CITE_MARK.sub("", text).strip()
-
-
 def answers_of(row: dict, i: int) -> list[str]:
     if "answers" not in row:
         raise RewardError(f"row {i}: missing field 'answers' (a list of accepted answers; [] = unanswerable)")
@@ -115,7 +78,7 @@ def answers_of(row: dict, i: int) -> list[str]:
 def _score(completion: str, answers: list[str], metric: str) -> RewardResult:
     pred = short_answer(completion)
     if not answers:
-        ok = is_abstention(completion)
+        ok = is_abstention(claim(completion))  # pasted search results are not the model's words
         return RewardResult(1.0 if ok else 0.0, "abstained (unanswerable)" if ok else f"answered {pred[:40]!r} to an unanswerable question",
                             {"extracted": pred, "abstained": ok})
     s = exact_match(pred, answers) if metric == "em" else token_f1(pred, answers)

@@ -37,7 +37,8 @@ the response, FlashRAG's lenient ``acc``, beside EM), ``abstained`` (every row),
 abstain), ``false_abstention`` (answerable: did it abstain), ``citation_precision`` and
 ``citation_recall`` (over responses that cite: `rag_qa_metrics.citation_scores`),
 ``cited`` (did it cite), ``supported`` (answerable, answered: the short answer occurs in
-a retrieved passage), ``recall@k`` (gold documents among the retrieved). In search mode
+a retrieved passage), ``recall@k`` (share of the gold documents among the retrieved) and
+``hit@k`` (any gold document among them). In search mode
 the retrieved passages are read back from the completion's ``<information>`` blocks and
 mapped to corpus ids, so a predictions file scores the same way.
 """
@@ -45,18 +46,17 @@ mapped to corpus ids, so a predictions file scores the same way.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from rewards.qa import is_abstention, short_answer
+from rewards.conventions import ABSTENTION, blocks, claim, information_passages, is_abstention, short_answer
 from tasks import rag_qa_metrics as M
 from tasks.base import Scored, Task, TaskError
 from tasks.passages import SEARCH_INSTRUCTIONS, grounded_prompt
 
 MODES = ("closed_book", "retrieve", "search")
 SPLITS = ("train", "dev", "test")
-ABSTAIN_TEXT = "The passages do not say."
+ABSTAIN_TEXT = ABSTENTION  # what assay's targets and traces say when the passages do not give the answer
 CLOSED_BOOK_INSTRUCTION = "Answer the question in a few words."
 SEARCH_TEMPLATE = "{instruction}\n\nQuestion: {question}"
 DEFAULT_K = 3
@@ -352,51 +352,60 @@ class RagQA(Task):
 
     def searched(self, completion: str) -> tuple[list[str], list[str]]:
         """(passage texts, doc ids) pasted into a search-mode completion, numbered as shown."""
-        texts: list[str] = []
-        for block in re.findall(r"<information>(.*?)(?:</information>|$)", completion, re.S):
-            for m in re.finditer(r"\[(\d+)\] (.*?)(?=\n\[\d+\] |\Z)", block, re.S):
-                texts.append(m.group(2).strip())
+        texts = information_passages(completion)
         lookup = self._corpus_lookup()
         ids = [lookup.get(_collapse(t)[:80], "") for t in texts]
         return texts, ids
 
     def score(self, completions: Sequence[str], rows: Sequence[dict]) -> list[Scored]:
-        out = []
-        for c, row in zip(completions, rows):
-            answers = [str(a) for a in row.get("answers") or []]
-            gold = [str(g) for g in row.get("gold_docs") or []]
-            if self.mode == "search":
-                contexts, retrieved = self.searched(c)
-                # the claim: the final answer, not the pasted information
-                claim = c.rsplit("</information>", 1)[-1] if "</information>" in c else c
-            else:
-                contexts, retrieved = list(row.get("contexts") or []), [str(d) for d in row.get("retrieved") or []]
-                claim = c
-            pred = short_answer(c)
-            abstained = is_abstention(claim)
-            extra: dict[str, float | None] = {"abstained": float(abstained)}
-            if answers:
-                em, f1 = M.exact_match(pred, answers), M.token_f1(pred, answers)
-                extra.update(exact_match=em, f1=f1, abstention=None, false_abstention=float(abstained),
-                             contains_answer=M.contains_answer(claim, answers))
-                extra["supported"] = None if abstained or not contexts else float(M.answer_supported(pred, contexts))
-                score, reason = em, ("matches" if em else f"expected {answers[0]!r}")
-            else:
-                extra.update(exact_match=None, f1=None, abstention=float(abstained), false_abstention=None, supported=None,
-                             contains_answer=None)
-                score, reason = float(abstained), "abstained" if abstained else "answered an unanswerable question"
-            if self.mode != "closed_book":
-                passages = [{"text": t, "id": d} for t, d in zip(contexts, retrieved)] if retrieved else contexts
-                cs = M.citation_scores(claim, passages, gold, answers)
-                cited = bool(cs["cited"])
-                extra["cited"] = float(cited)
-                extra["citation_precision"] = cs["precision"] if cited else None
-                extra["citation_recall"] = cs["recall"] if cited and answers else None
-                extra["recall@k"] = M.recall_at_k(retrieved, gold, max(len(retrieved), 1)) if gold else None
-            if self.mode == "search":
-                extra["search_calls"] = float(len(re.findall(r"<search>", c)))
-            out.append(Scored(score, reason, pred, extra))
-        return out
+        return score_rag_qa(completions, rows, self.mode, searched=self.searched)
+
+
+def score_rag_qa(completions: Sequence[str], rows: Sequence[dict], mode: str = "retrieve",
+                 searched: Callable[[str], tuple[list[str], list[str]]] | None = None) -> list[Scored]:
+    """RAG QA's scores of each completion (the module doc lists them). A row holds
+    ``answers`` ([] = unanswerable) and, in retrieve mode, the ``contexts`` shown and the
+    ``retrieved`` document ids (``gold_docs`` for citations and recall); in search mode the
+    passages are read back from the completion by `searched`. Every RAG QA scorer -- the
+    knowledge world's task and a YAML ``rag_qa`` suite -- is this one function."""
+    out = []
+    for c, row in zip(completions, rows):
+        answers = [str(a) for a in row.get("answers") or []]
+        gold = [str(g) for g in row.get("gold_docs") or []]
+        if mode == "search":
+            if searched is None:
+                raise TaskError("search mode needs a reader of the passages pasted into the completion")
+            contexts, retrieved = searched(c)
+        else:
+            contexts, retrieved = list(row.get("contexts") or []), [str(d) for d in row.get("retrieved") or []]
+        said = claim(c)  # the model's own words: its answer, never the pasted information
+        pred = short_answer(c)
+        abstained = is_abstention(said)
+        extra: dict[str, float | None] = {"abstained": float(abstained)}
+        if answers:
+            em, f1 = M.exact_match(pred, answers), M.token_f1(pred, answers)
+            extra.update(exact_match=em, f1=f1, abstention=None, false_abstention=float(abstained),
+                         contains_answer=M.contains_answer(said, answers))
+            extra["supported"] = None if abstained or not contexts else float(M.answer_supported(pred, contexts))
+            score, reason = em, ("matches" if em else f"expected {answers[0]!r}")
+        else:
+            extra.update(exact_match=None, f1=None, abstention=float(abstained), false_abstention=None, supported=None,
+                         contains_answer=None)
+            score, reason = float(abstained), "abstained" if abstained else "answered an unanswerable question"
+        if mode != "closed_book":
+            passages = [{"text": t, "id": d} for t, d in zip(contexts, retrieved)] if retrieved else contexts
+            cs = M.citation_scores(said, passages, gold, answers)
+            cited = bool(cs["cited"])
+            extra["cited"] = float(cited)
+            extra["citation_precision"] = cs["precision"] if cited else None
+            extra["citation_recall"] = cs["recall"] if cited and answers else None
+            k = max(len(retrieved), 1)
+            extra["recall@k"] = M.recall_at_k(retrieved, gold, k) if gold else None
+            extra["hit@k"] = M.hit_at_k(retrieved, gold, k) if gold else None
+        if mode == "search":
+            extra["search_calls"] = float(len(blocks(c, "search")))
+        out.append(Scored(score, reason, pred, extra))
+    return out
 
 
 def _read_corpus(path: Path) -> list[dict]:

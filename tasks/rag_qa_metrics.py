@@ -7,8 +7,9 @@
   as in v1.1, not 1 as in v2.0's no-answer rule); the score of a prediction is its
   maximum over the accepted answers. No accepted answers (an unanswerable question)
   scores 0: use the abstention functions for those.
-- ``cited_passages``: the passage numbers a response cites as ``[n]`` (also ``[1, 3]``,
-  ``[1][2]``, ``[1-3]``), 1-based positions in the passages shown to the model.
+- ``cited_passages`` (`rewards.conventions`): the passage numbers a response cites as
+  ``[n]`` (also ``[1, 3]``, ``[1; 3]``, ``[1][2]``, ``[1-3]``), 1-based positions in the
+  passages shown to the model -- read exactly as the ``grounding`` reward reads them.
 - ``citation_scores``: a cited passage is correct when it is one of the gold documents or
   contains an accepted answer (normalised, on token boundaries). Precision = correct
   citations / citations (a number outside the shown passages counts as a wrong citation;
@@ -20,11 +21,13 @@
   Conservatory was founded in 1736." holds "1736" though its EM is 0; a response that
   lists several candidates also holds the right one, so it is reported beside EM, never
   instead of it.
-- ``is_abstention``: the response says the documents do not give the answer ("not
+- ``is_abstention`` (`rewards.conventions`): the response says the documents do not give the answer ("not
   stated", "the documents do not say", "cannot be determined from", "unanswerable",
   "I don't know", "no information about", ...); ``abstention_scores`` gives abstention
   accuracy on unanswerable questions and the false-abstention rate on answerable ones.
-- ``recall_at_k``: share of the gold documents among the first k retrieved ids.
+- ``recall_at_k``: share of the gold documents among the first k retrieved ids;
+  ``hit_at_k``: 1.0 when any gold document is among them. Two names for two numbers: on a
+  two-hop question with one of its two documents retrieved, recall@k is 0.5, hit@k 1.0.
 
 Passages are strings or dicts with ``text`` (or ``contents``) and an id in ``id``, ``_id``
 or ``doc_id``. Answers are lists of accepted strings, as in questions.jsonl.
@@ -32,34 +35,12 @@ or ``doc_id``. Answers are lists of accepted strings, as in questions.jsonl.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 # SQuAD normalisation, EM and F1 live in the rewards (the qa_em / qa_f1 training rewards
-# are the same functions as these evaluation metrics).
-from rewards.qa import _f1, exact_match, normalize_answer, token_f1  # noqa: E402,F401
-
-# ---- citations -------------------------------------------------------------------------
-
-_CITE = re.compile(r"\[\s*(\d+(?:\s*(?:,|-|–)\s*\d+)*)\s*\]")
-
-
-def cited_passages(response: str) -> list[int]:
-    """Passage numbers cited as [n], [n, m], [n-m] in `response`, in first-cited order."""
-    out: list[int] = []
-    for m in _CITE.finditer(response):
-        for part in m.group(1).split(","):
-            part = part.strip()
-            bounds = re.split(r"\s*[-–]\s*", part)
-            if len(bounds) == 2:
-                lo, hi = int(bounds[0]), int(bounds[1])
-                nums = range(lo, hi + 1) if 0 < hi - lo < 50 else [lo, hi]
-            else:
-                nums = [int(part)]
-            for n in nums:
-                if n not in out:
-                    out.append(n)
-    return out
+# are the same functions as these evaluation metrics), and so do the output conventions.
+from rewards.conventions import cited_passages, is_abstention, remove_citations  # noqa: F401
+from rewards.qa import exact_match, normalize_answer, token_f1  # noqa: F401
 
 
 def _text(p: Any) -> str:
@@ -85,7 +66,7 @@ def _contains(text: str, answer: str) -> bool:
 def contains_answer(response: str, answers: Sequence[str]) -> float:
     """1.0 when some accepted answer occurs in the response (FlashRAG's ``acc``), else 0.0.
     Citation markers are removed first: "[1]" must not count as the answer 1."""
-    text = _CITE.sub(" ", response)
+    text = remove_citations(response)
     return float(any(_contains(text, a) for a in answers))
 
 
@@ -112,9 +93,6 @@ def citation_scores(response: str, passages: Sequence[Any], gold_docs: Sequence[
 
 
 # ---- abstention ------------------------------------------------------------------------
-
-from rewards.qa import is_abstention  # noqa: E402,F401  (one abstention detector for rewards and metrics)
-
 
 def abstention_scores(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> dict[str, Any]:
     """Abstention accuracy on the unanswerable questions (no accepted answers) and the
@@ -145,3 +123,13 @@ def recall_at_k(retrieved: Sequence[str], gold_docs: Sequence[str], k: int) -> f
         return None
     top = {str(r) for r in list(retrieved)[:k]}
     return len(gold & top) / len(gold)
+
+
+def hit_at_k(retrieved: Sequence[str], gold_docs: Sequence[str], k: int) -> float | None:
+    """1.0 when any gold document is among the first k retrieved ids (None without gold)."""
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    gold = {str(g) for g in gold_docs}
+    if not gold:
+        return None
+    return 1.0 if gold & {str(r) for r in list(retrieved)[:k]} else 0.0

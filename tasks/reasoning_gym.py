@@ -3,6 +3,7 @@ the <answer> tag."""
 
 from __future__ import annotations
 
+from rewards.conventions import answer_block
 from tasks.base import Scored, Task, TaskError
 
 
@@ -56,12 +57,11 @@ class ReasoningGym(Task):
                 {"role": "user", "content": row["question"]}]
 
     def score(self, completions, rows) -> list[Scored]:
-        from reasoning_gym.utils import extract_answer
-
         ds = self._dataset if self._dataset is not None else self.dataset(1)
         out = []
         for c, r in zip(completions, rows):
-            answer = extract_answer(c)
+            block = answer_block(c)  # the output conventions' reading (reasoning-gym's own needs the closing tag)
+            answer = None if block is None else block.strip()
             entry = {"question": r["question"], "answer": r["answer"], "metadata": r.get("metadata", {})}
             if answer is None:
                 out.append(Scored(0.0, "no <answer>...</answer> tag", None))

@@ -12,7 +12,7 @@ loop it was trained in.
 A completion is written in turns. The policy samples until it closes a
 ``<search>query</search>`` (or ends, or runs out of budget); the query goes to the
 retriever (an assay index, or any ``retrieve(query, k) -> [Passage]``); the top-k chunks
-are pasted in as ``<information>[1] …</information>`` (`tasks.passages.information_block`,
+are pasted in as ``<information>[1] …</information>`` (`rewards.conventions.information_block`,
 the block the programmatic search traces are written with); the policy continues from
 there, for up to `max_turns` searches, and its final answer is what is rewarded or scored.
 
@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Sequence
 
 from core.config import ConfigError
-from tasks.passages import INFORMATION_PASSAGE_CHARS, INFORMATION_TEMPLATE, SEARCH_INSTRUCTIONS, information_block
+from rewards.conventions import INFORMATION_PASSAGE_CHARS, INFORMATION_TEMPLATE, information_block
+from tasks.passages import SEARCH_INSTRUCTIONS
 
 if TYPE_CHECKING:
     import torch

@@ -56,11 +56,13 @@ def test_majority_vote():
 
 
 def test_exact_match_and_f1_squad_normalization():
-    assert M.exact_match("The Eiffel Tower.", ["eiffel tower"]) == 1.0
-    assert M.exact_match("Paris, France", ["Paris"]) == 0.0
-    assert M.token_f1("Paris, France", ["Paris"]) == pytest.approx(2 / 3)
-    assert M.token_f1("", [""]) == 1.0
-    assert M.token_f1("london", ["paris", "london"]) == 1.0
+    from rewards.qa import exact_match, token_f1  # the one SQuAD definition, reward and metric alike
+
+    assert exact_match("The Eiffel Tower.", ["eiffel tower"]) == 1.0
+    assert exact_match("Paris, France", ["Paris"]) == 0.0
+    assert token_f1("Paris, France", ["Paris"]) == pytest.approx(2 / 3)
+    assert token_f1("", [""]) == 0.0  # the official v1.1 script: no shared token, F1 0
+    assert token_f1("london", ["paris", "london"]) == 1.0
 
 
 # --- lm-eval GSM8K: strict-match / flexible-extract, as gsm8k.yaml v3 defines them ---

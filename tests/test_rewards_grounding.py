@@ -7,7 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rewards.base import RewardError, get
-from rewards.grounding import answer_text, citations, score_grounding
+from rewards.conventions import citations
+from rewards.conventions import claim as answer_text
+from rewards.grounding import score_grounding
 
 CONTEXTS = [
     "The boundary layer separates from the wing when the adverse pressure gradient is too strong.",

@@ -6,7 +6,8 @@ import pytest
 
 import rewards
 from rewards.base import RewardError
-from rewards.qa import exact_match, is_abstention, normalize_answer, short_answer, token_f1
+from rewards.conventions import is_abstention, short_answer
+from rewards.qa import exact_match, normalize_answer, token_f1
 
 
 def test_squad_normalisation_em_and_f1():

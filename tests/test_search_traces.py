@@ -9,7 +9,7 @@ import json
 import pytest
 
 import tasks
-from tasks.passages import information_block
+from rewards.conventions import information_block
 from tasks.rag_qa import ABSTAIN_TEXT
 from tasks.search_loop import Passage, SearchConfig, SearchRollout
 from train.data import search_turns

@@ -51,7 +51,8 @@ def test_one_loader_per_data_set():
 def test_one_passage_format_for_grounded_training_rollouts_and_rag_eval():
     """Grounded training prompts, search rollouts and RAG QA evaluation number passages
     with the one formatter (tasks.passages), so they cannot drift apart."""
-    from tasks.passages import format_passages, grounded_prompt
+    from rewards.conventions import format_passages
+    from tasks.passages import grounded_prompt
     from train.grounding import DEFAULT_TEMPLATE
 
     assert format_passages(["a  b", "c\nd"]) == "[1] a b\n\n[2] c d"

@@ -226,12 +226,12 @@ def search_turns(prompt: Any, trace: list[dict], tokenizer) -> dict:
     """A search trace (tasks.rag_qa.RagQA.search_trace) as one tokenized SFT example, built
     the way the rollout builds a completion: the templated prompt, then each step's action
     (``<search>…</search>``, finally ``<answer>…</answer>`` and end of turn) followed by
-    the results pasted as the rollout pastes them (tasks.passages.information_block,
+    the results pasted as the rollout pastes them (rewards.conventions.information_block,
     tokenized on its own and cut to SearchConfig's token limit). Labels are the action
     tokens only (-100 elsewhere): the loss falls on what the model writes, never on the
     prompt or on retrieved text. Token ids, not text, because text would merge tokens
     across the boundaries ('>' + '\n<') and train on a context the rollout never shows."""
-    from tasks.passages import information_block
+    from rewards.conventions import information_block
     from tasks.search_loop import SearchConfig
 
     limits = SearchConfig()

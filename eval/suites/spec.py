@@ -12,10 +12,12 @@
                                     # (exact_match and f1 are built in, no reward needed)
 
 `type: rag_qa` adds retrieval: each question is searched in an assay index (`index`,
-`k`, `mode`), the retrieved chunks are numbered into the prompt, and the answer is
-scored by exact match and token F1 against `answer_field` (a string or a list), and by
-the `grounding` reward against the retrieved chunk texts (`supported`). With a
-`doc_field` naming the gold document id(s), retrieval recall@k is reported too.
+`k`, `mode`), the retrieved chunks are numbered into the prompt (the grounded prompt
+training uses), and the answer is scored by the RAG QA task's own scorer
+(`tasks.rag_qa.score_rag_qa`: exact match, token F1, citation precision, abstention on an
+empty `answer_field` list, support by the passages) against `answer_field` (a string or a
+list). With a `doc_field` naming the gold document id(s), retrieval recall@k (share of the
+gold documents retrieved) and hit@k (any of them retrieved) are reported too.
 
 Template fields are the row's fields; a missing one is an error naming file:line.
 """
@@ -27,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.errors import UserError
-from eval import metrics as M
+from rewards.conventions import short_answer
+from rewards.qa import exact_match, token_f1
 from tasks.base import Scored, Task, TaskError, reward_scores
 from tasks.data import TaskDataError, load_hub, read_jsonl, require_fields
 from tasks.passages import grounded_prompt
@@ -119,7 +121,8 @@ class SpecSuite(Task):
         if spec.type == "rag_qa":
             # Predictions scored with `assay eval score` bring the chunks they were given.
             self.fields = (spec.answer_field, "contexts")
-            self.metrics = ("accuracy", "exact_match", "f1", "supported") + (("recall@k",) if spec.doc_field else ())
+            self.metrics = (("accuracy", "exact_match", "f1", "citation_precision", "abstention", "supported")
+                            + (("recall@k", "hit@k") if spec.doc_field else ()))
         self._fewshot: list[dict] = []
         self._index = None
 
@@ -208,12 +211,14 @@ class SpecSuite(Task):
 
     def score(self, completions: Sequence[str], rows: Sequence[dict]) -> list[Scored]:
         spec = self.spec
+        if spec.type == "rag_qa":
+            return self._score_rag_qa(completions, rows)
         golds = [_as_list(r[spec.answer_field]) for r in rows]
         per_metric: dict[str, list[Scored]] = {}
-        names = ["exact_match", "f1", "grounding"] if spec.type == "rag_qa" else list(spec.metrics)
+        names = list(spec.metrics)
         for m in names:
             if m in BUILTIN_METRICS:
-                fn = M.exact_match if m == "exact_match" else M.token_f1
+                fn = exact_match if m == "exact_match" else token_f1
                 vals = []
                 for c, g in zip(completions, golds):
                     ans = short_answer(c)
@@ -225,28 +230,28 @@ class SpecSuite(Task):
                 reward_rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
                 for rr, g in zip(reward_rows, golds):
                     rr["answer"] = g[0]
-                try:
-                    per_metric[m] = reward_scores(m, completions, reward_rows, spec.metric_options.get(m))
-                except Exception as exc:  # noqa: BLE001
-                    if spec.type == "rag_qa" and m == "grounding" and isinstance(exc, UserError):
-                        per_metric[m] = [Scored(None, f"grounding unavailable: {exc}") for _ in completions]
-                    else:
-                        raise
+                per_metric[m] = reward_scores(m, completions, reward_rows, spec.metric_options.get(m))
         primary = names[0]
         out = []
         for i in range(len(completions)):
             first = per_metric[primary][i]
             extra = {}
             for m in names[1:]:
-                key = "supported" if m == "grounding" else m
-                extra[key] = per_metric[m][i].score
-            if spec.type == "rag_qa" and spec.doc_field and "retrieved" in rows[i]:
-                gold_docs = {str(d) for d in _as_list(rows[i].get(spec.doc_field, []))}
-                extra["recall@k"] = 1.0 if gold_docs & {str(d) for d in rows[i]["retrieved"]} else 0.0
-            if spec.type == "rag_qa":
-                extra["exact_match"] = first.score
+                extra[m] = per_metric[m][i].score
             out.append(Scored(first.score, first.reason, first.extracted, extra))
         return out
+
+    def _score_rag_qa(self, completions: Sequence[str], rows: Sequence[dict]) -> list[Scored]:
+        from tasks.rag_qa import score_rag_qa
+
+        spec = self.spec
+        qa_rows = []
+        for r in rows:
+            answers = r[spec.answer_field]
+            qa_rows.append({"answers": [str(a) for a in answers] if isinstance(answers, (list, tuple)) else [str(answers)],
+                            "gold_docs": _as_list(r[spec.doc_field]) if spec.doc_field and spec.doc_field in r else [],
+                            "contexts": r.get("contexts") or [], "retrieved": r.get("retrieved") or []})
+        return score_rag_qa(completions, qa_rows, "retrieve")
 
 
 def _as_list(value: Any) -> list[str]:
@@ -257,20 +262,6 @@ def _as_list(value: Any) -> list[str]:
 
 def _first(value: Any) -> str:
     return _as_list(value)[0]
-
-
-def short_answer(completion: str) -> str:
-    """The answer part of a free-form reply: before any citation, first line, no 'Answer:'."""
-    import re
-
-    text = completion.strip()
-    m = re.search(r"<answer>(.*?)</answer>", text, re.S)
-    if m:
-        text = m.group(1).strip()
-    text = text.splitlines()[0] if text else ""
-    text = re.sub(r"^(final answer|answer)\s*[:\-]\s*", "", text, flags=re.I)
-    text = re.sub(r"\s*\[\d+\]", "", text).strip()
-    return text
 
 
 def load_spec_suite(path: str, *, data_root: str | None = None) -> SpecSuite:
