@@ -78,34 +78,43 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, *, fault_point: str | None = None) -> Iterator[Path]:
     """Build a directory in a temporary sibling and swap it in whole on success.
 
     Readers see the old directory or the new one, never a mix (a run directory's new
     samples beside its old summary); on failure -- an exception, Ctrl-C, SIGTERM under
-    the CLI -- the temporary is removed and the old directory stays as it was. A kill -9
-    leaves only a hidden ``.NAME.*.tmp`` sibling, which is never read as the directory.
+    the CLI -- the temporary is removed and the old directory stays as it was (put back
+    if the failure came between the two renames). A kill -9 leaves only a hidden
+    ``.NAME.*.tmp`` sibling, which is never read as the directory. The directory gets the
+    user's umask (mkdtemp's 0700 would make it private); `fault_point` names the
+    reliability tests' kill point just before the swap.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    old = None
     try:
         yield tmp
-        old = None
+        fsync_dir(tmp)
+        if fault_point:
+            fault(fault_point)
         if path.exists():
             old = path.with_name(f".{path.name}.{os.getpid()}.old")
             os.replace(path, old)  # the old directory leaves in one step...
         os.replace(tmp, path)  # ...and the new one arrives in one step
         fsync_dir(path.parent)
-        if old is not None:
-            import shutil
-
-            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.replace(old, path)
         raise
+    if old is not None:
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -66,8 +66,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -947,20 +945,14 @@ def write_world(world: World, out: str | Path, *, force: bool = False) -> Path:
     """Write the world to directory `out` atomically: everything goes into a temporary
     sibling directory that is renamed into place at the end, so a failed or killed run
     leaves no partial `out`. An existing non-empty `out` is refused unless `force`."""
-    from core.files import fault, fsync_dir
+    from core.files import atomic_dir, fsync_dir
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise WorldError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise WorldError(f"{out}: exists and is not empty; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp's 0700 would make the world private
-    old = None
-    try:
+    with atomic_dir(out, fault_point="world:before_rename") as tmp:
         for rel, text in world_files(world).items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -969,18 +961,4 @@ def write_world(world: World, out: str | Path, *, force: bool = False) -> Path:
                 fh.flush()
                 os.fsync(fh.fileno())
         fsync_dir(tmp / "qrels")
-        fsync_dir(tmp)
-        fault("world:before_rename")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{tmp.name}"
-            out.rename(old)
-        tmp.rename(out)
-        fsync_dir(out.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            old.rename(out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return out

@@ -8,7 +8,8 @@ from tasks.base import Scored, Task, TaskError
 
 
 class ReasoningGym(Task):
-    """A reasoning-gym task by name; its own `score_answer` grades the <answer> tag."""
+    """A reasoning-gym task by name (``TASK[:key=value...]``: the dataset's own settings and
+    ``seed``); its own `score_answer` grades the <answer> tag."""
 
     default_size = 100
     metrics = ("accuracy",)
@@ -18,6 +19,10 @@ class ReasoningGym(Task):
         super().__init__(data_root)
         import reasoning_gym
 
+        spec = task
+        task, *opts = task.split(":")
+        self.options = _options(spec, opts)
+        seed = int(self.options.pop("seed", seed))
         known = sorted(reasoning_gym.factory.DATASETS)
         if task not in known:
             close = [k for k in known if task in k or k in task][:5]
@@ -25,7 +30,7 @@ class ReasoningGym(Task):
             raise TaskError(f"unknown reasoning-gym task {task!r}{hint}")
         self.task = task
         self.seed = seed
-        self.name = f"reasoning_gym:{task}"
+        self.name = f"reasoning_gym:{spec}"
         self.description = f"reasoning-gym task {task!r} (procedural; scored by reasoning-gym)"
         self.fields = ("question", "answer")
         self._dataset = None
@@ -34,7 +39,10 @@ class ReasoningGym(Task):
         import reasoning_gym
 
         if self._dataset is None or len(self._dataset) < size:
-            self._dataset = reasoning_gym.create_dataset(self.task, size=size, seed=self.seed)
+            try:  # the task's own settings: reasoning-gym checks them and says which is wrong
+                self._dataset = reasoning_gym.create_dataset(self.task, size=size, seed=self.seed, **self.options)
+            except Exception as exc:  # noqa: BLE001
+                raise TaskError(f"{self.name}: {type(exc).__name__}: {exc}") from None
         return self._dataset
 
     def load(self, limit=None):
@@ -74,3 +82,20 @@ class ReasoningGym(Task):
             reason = "correct" if s >= 1 else (f"partial credit {s:.2f}" if s > 0 else f"expected {r['answer']!r}")
             out.append(Scored(s, reason, answer))
         return out
+
+
+def _options(spec: str, opts: list[str]) -> dict:
+    """``key=value`` settings after the task's name (``reasoning_gym:basic_arithmetic:max_terms=2``);
+    a value is read as JSON where it parses (``2``, ``false``, ``["+","-"]``), else as text."""
+    import json
+
+    out = {}
+    for opt in opts:
+        key, eq, value = opt.partition("=")
+        if not eq or not key:
+            raise TaskError(f"reasoning_gym:{spec}: option {opt!r} is not key=value")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
