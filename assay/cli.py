@@ -1,7 +1,7 @@
 """The `assay` command line: parses arguments and calls a package's front door.
 
 Every area registers its own subcommands (`rag.cli`, `rewards.cli`, `train.cli`,
-`eval.cli`); those modules import nothing heavy at import time, so `assay --help`
+`eval.cli`, `recipes.cli`); those modules import nothing heavy at import time, so `assay --help`
 answers fast. Handlers import torch, transformers, faiss, ... only when they run.
 
 A user mistake (bad path, malformed record, unknown name) is raised by the libraries as
@@ -84,6 +84,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from eval.cli import register as register_eval
     from rag.cli import register as register_rag
+    from recipes.cli import register as register_recipes
     from rewards.cli import register as register_rewards
     from train.cli import register as register_train
 
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_rewards(sub)
     register_train(sub)
     register_eval(sub)
+    register_recipes(sub)
     _add_bench(sub)
     _add_demo(sub)
     return parser

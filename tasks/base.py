@@ -117,6 +117,7 @@ class Task:
     stop: tuple[str, ...] = ()
     max_new_tokens: int | None = None  # a suite-specific default budget
     default_split: str = "test"  # what a benchmark evaluates on; training asks for its own split
+    writes_code: bool = False  # the answer is a program (a code block in it is the answer, not noise)
 
     def __init__(self, data_root: str | None = None, split: str | None = None):
         self.root = data_root

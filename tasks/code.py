@@ -13,6 +13,7 @@ CODE_INSTRUCTION = ("Complete the following Python function. Reply with the comp
 
 
 class HumanEval(Task):
+    writes_code = True
     name = "humaneval"
     description = "HumanEval (164 Python functions), run in assay's sandbox; pass@k"
     fields = ("task_id", "prompt", "test", "entry_point")
@@ -47,6 +48,7 @@ class HumanEval(Task):
 class JsonlCodeSuite(Task):
     """MBPP-style or stdin/stdout suites from a JSONL file given on the command line."""
 
+    writes_code = True
     max_new_tokens = 768
 
     def __init__(self, path: str, kind: str, data_root: str | None = None):

@@ -160,8 +160,8 @@ def test_cli_parses_train_and_prefs():
     assert (a.trainer, a.config, a.overrides, a.out, a.resume) == ("grpo", "c.yaml", ["grpo.max_steps=2", "seed=1"], "o", True)
     a = p.parse_args(["train", "export", "--adapter", "a", "--out", "b"])
     assert a.adapter == "a"
-    a = p.parse_args(["data", "prefs", "--model", "m", "--data", "gsm8k", "--rewards", "math", "--k", "3", "--out", "x.jsonl"])
-    assert a.k == 3 and a.rewards == "math"
+    a = p.parse_args(["data", "prefs", "--model", "m", "--data", "gsm8k", "--k", "3", "--out", "x.jsonl"])
+    assert a.k == 3 and a.data == "gsm8k"
 
 
 def test_cli_config_error_is_one_line_exit_2(tmp_path, capsys):

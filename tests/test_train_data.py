@@ -114,19 +114,6 @@ def test_sft_and_preference_formats():
         to_preferences([{"question": "q", "chosen": "a"}], DataConfig(source="x"), ModelConfig(), PlainTok())
 
 
-def test_preference_pairs_from_verifier_outcomes():
-    from train.prefs import PrefsConfig, build_pairs
-
-    prompts = [{"prompt": "p1", "answer": "7"}, {"prompt": "p2", "answer": "1"}, {"prompt": "p3", "answer": "2"}]
-    completions = [["7", "3", "7", "5"], ["1", "1"], ["0", "9"]]
-    totals = [[1.0, 0.0, 1.0, 0.2], [1.0, 1.0], [0.0, 0.0]]
-    pairs, stats = build_pairs(prompts, completions, totals, PrefsConfig(pairs_per_prompt=2))
-    assert stats == {"all_pass": 1, "all_fail": 1, "paired_prompts": 1}
-    # duplicates collapse: one distinct passing "7", paired with the worst failing one
-    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("7", "3")]
-    assert pairs[0]["answer"] == "7" and pairs[0]["chosen_score"] == 1.0
-
-
 def test_toy_task_rows():
     rows = load_rows(DataConfig(source="toy:lucky", options={"size": 10}))
     assert len(rows) == 10 and all(r["answer"] == "7" and r["chosen"] == " 7" and r["rejected"] != " 7" for r in rows)

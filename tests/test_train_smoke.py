@@ -132,15 +132,3 @@ def test_lora_adapter_exports_to_a_plain_model(tmp_path):
         assert torch.allclose(plain(ids).logits, with_adapter(ids).logits, atol=1e-4)
 
 
-def test_data_prefs_pairs_passing_with_failing(tmp_path):
-    from train.config import DataConfig, ModelConfig, RewardConfig, RunConfig
-    from train.prefs import PrefsConfig, make_prefs
-
-    cfg = RunConfig(model=ModelConfig(name="toy:lucky", chat=False),
-                    data=DataConfig(source="toy:lucky", options={"size": 12}),
-                    rewards=[RewardConfig(name="math", options={"lenient": True})])
-    stats = make_prefs(cfg, tmp_path / "prefs.jsonl", PrefsConfig(k=16, temperature=1.0, max_new_tokens=4))
-    pairs = [json.loads(line) for line in (tmp_path / "prefs.jsonl").read_text().splitlines()]
-    assert stats["pairs"] == len(pairs) >= 6
-    assert all(p["chosen"].strip() == "7" and p["rejected"].strip() != "7" for p in pairs)
-    assert all(p["chosen_score"] == 1.0 and p["rejected_score"] < 1.0 for p in pairs)

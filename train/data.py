@@ -211,6 +211,9 @@ def to_sft(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokenizer)
             continue
         if cfg.completion_template:
             target = _fmt(cfg.completion_template, row, "completion_template")
+        elif isinstance(row.get("completion"), list):  # already chat form (`assay data sample`'s sft.jsonl)
+            out.append({"prompt": row["prompt"], "completion": row["completion"]})
+            continue
         elif "completion" in row:
             target = str(row["completion"])
         elif "answer" in row:
