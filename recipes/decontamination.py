@@ -128,21 +128,35 @@ class Decontaminator:
         if not ws or not self._items:
             return None
         ids = self._word_ids(ws, add=False)
-        for n in sorted(self._pending):
-            if len(ws) < n:
-                continue
-            table, items = self._table(n)
-            hashes = self._hashes(ids, n)
-            pos = np.searchsorted(table, hashes)
-            pos[pos == len(table)] = 0
-            for i in np.flatnonzero(table[pos] == hashes):
-                gram = ws[i:i + n]
-                p = int(pos[i])
-                while p < len(table) and table[p] == hashes[i]:  # confirm on the words: no collision drops a row
-                    source, item_words = self._items[int(items[p])]
-                    if _contains(item_words, gram):
-                        return Match(source, " ".join(gram))
-                    p += 1
+        wanted = sorted(n for n in self._pending if n <= len(ws))
+        if not wanted:
+            return None
+        # the hashes of every n at once: h_n = h_(n-1) * MULT + id, one vector op per word of the longest n
+        h = np.zeros(len(ws), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for n in range(1, wanted[-1] + 1):
+                m = len(ws) - n + 1
+                h = h[:m] * _MULT + ids[n - 1:n - 1 + m]
+                if n in self._pending:
+                    found = self._lookup(ws, h, n)
+                    if found is not None:
+                        return found
+        return None
+
+    def _lookup(self, ws: list[str], hashes: np.ndarray, n: int) -> Match | None:
+        table, items = self._table(n)
+        if not len(table):
+            return None
+        pos = np.searchsorted(table, hashes)
+        pos[pos == len(table)] = 0
+        for i in np.flatnonzero(table[pos] == hashes):
+            gram = ws[i:i + n]
+            p = int(pos[i])
+            while p < len(table) and table[p] == hashes[i]:  # confirm on the words: no collision drops a row
+                source, item_words = self._items[int(items[p])]
+                if _contains(item_words, gram):
+                    return Match(source, " ".join(gram))
+                p += 1
         return None
 
 

@@ -17,10 +17,10 @@ the counts in the manifest. They run in this order; the first that drops a trace
                    occurs ``repeat_count`` times or more (default 4), or the text ends in a
                    short stretch of characters repeated over and over ("hahaha...", ")))))").
 ``language``       the reasoning is not in the prompt's language: fewer than
-                   ``language_min_share`` (default 0.95) of its words are, as the
+                   ``language_min_share`` (default 0.9) of its words are, as the
                    ``language`` reward measures it (R1's language-consistency reward).
-                   Clearly English text (15% of its words English function words, no
-                   letters of another script) is let through without running the identifier.
+                   Clearly English text (no letter outside a-z, 15% of its words English
+                   function words) is let through without running the identifier.
 ``code_blocks``    a fenced code block (```` ``` ```` or ``~~~``) in a task that does not ask
                    for code.
 ``long_paragraphs`` a paragraph (text between blank lines) longer than
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field, fields
 
 from core.config import ConfigError
@@ -56,7 +57,7 @@ class FilterConfig:
     """repetition: n-gram size in words."""
     repeat_count: int = 4
     """repetition: an n-gram seen this many times is a loop."""
-    language_min_share: float = 0.95
+    language_min_share: float = 0.9
     """language: least share of reasoning words in the prompt's language."""
     max_paragraph_chars: int = 3000
     """long_paragraphs: the longest paragraph kept, in characters."""
@@ -89,9 +90,9 @@ class FilterConfig:
 _WORD_RE = re.compile(r"\w+")
 _FENCE_RE = re.compile(r"^\s*(```|~~~)", re.M)
 _PARAGRAPH_RE = re.compile(r"\n\s*\n")
-_CHAR_LOOP_RE = re.compile(r"(.{1,12}?)\1{7,}\s*$", re.S)  # a short unit 8+ times at the very end
-_NON_LATIN_LETTER_RE = re.compile(r"[^\W\d_A-Za-z\u00C0-\u024F]")
-_EN_FUNCTION = frozenset("the a an of to and in is it that for on with as be this are was by we so then".split())
+_ASCII_WORD_RE = re.compile(r"[a-z]+")
+_NON_ASCII_LETTER_RE = re.compile(r"[^\W\d_a-zA-Z]")  # typographic quotes and dashes are not letters
+_EN_FUNCTION_RE = re.compile(r"\b(?:the|a|an|of|to|and|in|is|it|that|for|on|with|as|be|this|are|was|by|we|so|then)\b")
 
 
 def truncated(finish_reason: str | None, extracted: str | None) -> str | None:
@@ -102,30 +103,31 @@ def truncated(finish_reason: str | None, extracted: str | None) -> str | None:
     return None
 
 
+def _ends_in_a_loop(text: str, longest: int = 12, times: int = 8) -> bool:
+    tail = text.rstrip()[-longest * times:]
+    return any(len(tail) >= p * times and tail[-p * times:] == tail[-p:] * times for p in range(1, longest + 1))
+
+
 def repetition(text: str, ngram: int = 6, count: int = 4) -> str | None:
-    if _CHAR_LOOP_RE.search(text[-400:]):
+    if _ends_in_a_loop(text):
         return "repetition: ends in a loop of a few characters"
     words = text.lower().split()
     if len(words) < ngram * count:
         return None
-    seen: dict[tuple[str, ...], int] = {}
-    for i in range(len(words) - ngram + 1):
-        gram = tuple(words[i:i + ngram])
-        n = seen.get(gram, 0) + 1
-        if n >= count:
-            return f"repetition: {' '.join(gram)!r} {n} times"
-        seen[gram] = n
-    return None
+    grams = Counter(zip(*(words[i:] for i in range(ngram))))  # every n-gram counted in C
+    gram, n = grams.most_common(1)[0]
+    return f"repetition: {' '.join(gram)!r} {n} times" if n >= count else None
 
 
 def _plainly_english(text: str) -> bool:
-    words = [w for w in _WORD_RE.findall(text.lower()) if w.isalpha()]
-    if not words:
+    if not text.isascii() and _NON_ASCII_LETTER_RE.search(text):  # an accent or another script: ask the identifier
         return False
-    return not _NON_LATIN_LETTER_RE.search(text) and sum(w in _EN_FUNCTION for w in words) >= 0.15 * len(words)
+    low = text.lower()
+    n_words = len(_ASCII_WORD_RE.findall(low))
+    return n_words > 0 and len(_EN_FUNCTION_RE.findall(low)) >= 0.15 * n_words
 
 
-def language(text: str, target: str, min_share: float = 0.95) -> str | None:
+def language(text: str, target: str, min_share: float = 0.9) -> str | None:
     from rewards.conventions import blocks
 
     think = blocks(text, "think")

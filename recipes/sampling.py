@@ -126,9 +126,16 @@ def prompt_text(prompt: Any) -> str:
 # ---- the stages ----------------------------------------------------------------------------
 
 def load_task(cfg: SampleConfig, data_root: str | None):
+    """The task by name (`tasks.get_task`, on the split asked for) or a YAML suite (`eval.suites`)."""
+    import re
+
     from tasks import get_task
 
     try:
+        if re.search(r"\.ya?ml$", cfg.task):
+            from eval.suites import load_suite
+
+            return load_suite(cfg.task, data_root=data_root)
         return get_task(cfg.task, data_root=data_root, split=cfg.split or default_split(cfg.task))
     except UserError as exc:
         raise SampleError(f"--task {cfg.task!r}: {exc}") from None
