@@ -15,6 +15,9 @@ an item has n completions (`--samples n`). From those lists:
   item counts as correct when a completion carrying the winning answer is correct. Ties
   go to the answer seen first, so the result does not depend on dict ordering.
 - ``accuracy``: mean@n (with one sample per item, plain accuracy).
+
+Every mean comes with a 95% bootstrap interval over items (`bootstrap_intervals`), so two
+models are compared with their noise visible.
 """
 
 from __future__ import annotations
@@ -53,32 +56,63 @@ def default_ks(n: int) -> list[int]:
     return ks
 
 
-def aggregate(scores: Sequence[Sequence[float | None]], answers: Sequence[Sequence[str | None]] | None = None,
-              ks: Sequence[int] | None = None) -> dict[str, float]:
-    """accuracy, pass@k, mean@k (and maj@k when answers are given) over items.
+def per_item(scores: Sequence[Sequence[float | None]], answers: Sequence[Sequence[str | None]] | None = None,
+             ks: Sequence[int] | None = None) -> dict[str, list[float]]:
+    """accuracy, pass@k, mean@k (and maj@k when answers are given) of each item: the values
+    `aggregate` averages and `bootstrap_intervals` resamples.
 
     `scores[i][j]` is completion j of item i (None = not scorable, counted as wrong);
     every item must have the same number of completions.
     """
     if not scores:
-        return {"accuracy": 0.0}
+        return {}
     n = len(scores[0])
     if any(len(s) != n for s in scores):
         raise ValueError("every item needs the same number of completions")
     ks = list(ks) if ks else default_ks(n)
-    out: dict[str, float] = {}
     threshold = 1.0 - 1e-9
     vals = [[0.0 if s is None else float(s) for s in item] for item in scores]
     correct = [sum(1 for s in item if s >= threshold) for item in vals]  # counted once, reused for every k
-    out["accuracy"] = sum(map(sum, vals)) / (n * len(vals))
+    out: dict[str, list[float]] = {"accuracy": [sum(v) / n for v in vals]}
     for k in ks:
         if k > n:
             continue
-        out[f"pass@{k}"] = sum(pass_at_k(n, c, k) for c in correct) / len(scores)
+        out[f"pass@{k}"] = [pass_at_k(n, c, k) for c in correct]
         if n > 1:
-            out[f"mean@{k}"] = sum(sum(v[:k]) / k for v in vals) / len(vals)
+            out[f"mean@{k}"] = [sum(v[:k]) / k for v in vals]
             if answers is not None:
-                out[f"maj@{k}"] = sum(majority_correct(a[:k], s[:k]) for a, s in zip(answers, scores)) / len(scores)
+                out[f"maj@{k}"] = [majority_correct(a[:k], s[:k]) for a, s in zip(answers, scores)]
+    return out
+
+
+def aggregate(scores: Sequence[Sequence[float | None]], answers: Sequence[Sequence[str | None]] | None = None,
+              ks: Sequence[int] | None = None) -> dict[str, float]:
+    """accuracy, pass@k, mean@k (and maj@k when answers are given) over items (`per_item`'s means)."""
+    if not scores:
+        return {"accuracy": 0.0}
+    return {name: sum(v) / len(v) for name, v in per_item(scores, answers, ks).items()}
+
+
+def bootstrap_intervals(values: dict[str, Sequence[float | None]], *, level: float = 0.95, rounds: int = 1000,
+                        seed: int = 0) -> dict[str, list[float]]:
+    """A percentile bootstrap interval of each metric's mean over items: the items are
+    resampled with replacement (`rounds` times, seeded, so a rerun prints the same interval)
+    -- the noise of having evaluated these items and not others. Items with None are left
+    out of that metric; a metric with fewer than two items gets no interval."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {}
+    draws: dict[int, np.ndarray] = {}  # one set of resamples per item count: metrics of the same items move together
+    for name, vals in values.items():
+        x = np.array([v for v in vals if v is not None], dtype=float)
+        if len(x) < 2:
+            continue
+        if len(x) not in draws:
+            draws[len(x)] = rng.integers(0, len(x), size=(rounds, len(x)))
+        means = x[draws[len(x)]].mean(axis=1)
+        lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+        out[name] = [round(float(lo), 6), round(float(hi), 6)]
     return out
 
 

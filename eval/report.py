@@ -65,13 +65,18 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _interval(bounds: list[float] | None) -> str:
+    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "–"
+
+
 def markdown_report(summary: dict, recs: list[dict], description: str = "") -> str:
     lines = [f"# {summary.get('suite')} — {summary.get('model') or summary.get('predictions')}", ""]
     if description:
         lines += [f"_{description}_", ""]
     lines += [f"{summary['n']} items × {summary.get('samples', 1)} sample(s).", ""]
-    lines += ["| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(summary[k])} |" for k in metric_names(summary)]
+    ci = summary.get("ci95", {})
+    lines += ["| metric | value | 95% interval |", "|---|---|---|"]
+    lines += [f"| {k} | {_fmt(summary[k])} | {_interval(ci.get(k))} |" for k in metric_names(summary)]
     t = summary.get("time", {})
     if t:
         lines += ["", "| time | seconds |", "|---|---|"] + [f"| {k} | {v} |" for k, v in t.items()]

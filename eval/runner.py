@@ -56,12 +56,16 @@ def summarize(suite: Suite, rows: Sequence[dict], scored: Sequence[Sequence[Any]
     answers = [[suite.answer_key(s) for s in item] for item in scored]
     vote = any(a is not None for item in answers for a in item)
     summary: dict[str, Any] = {"n": len(rows), "samples": n_samples}
-    summary.update(M.aggregate(scores, answers if vote else None))
+    items = M.per_item(scores, answers if vote else None)
+    summary.update({name: sum(v) / len(v) for name, v in items.items()})
     extra_names = list(dict.fromkeys(k for item in scored for s in item for k in s.extra))
     for name in extra_names:
         vals = [s.extra.get(name) for item in scored for s in item]
         vals = [v for v in vals if v is not None]
         summary[name] = sum(vals) / len(vals) if vals else None
+        per = [[s.extra.get(name) for s in item if s.extra.get(name) is not None] for item in scored]
+        items[name] = [sum(p) / len(p) if p else None for p in per]
+    summary["ci95"] = M.bootstrap_intervals(items)
     groups: dict[str, dict[str, dict[str, float]]] = {}
     for field in suite.group_fields:
         buckets: dict[str, list[float]] = {}

@@ -98,3 +98,19 @@ def test_every_gsm8k_gold_solution_scores_one_on_both_filters(shared_data):
     assert all(L.exact_match(L.strict_extract(r["answer"]), r["answer"]) for r in rows)
     assert all(L.exact_match(L.flexible_extract(r["answer"]), r["answer"]) for r in rows)
     assert L.gold_number("... #### 1,234") == "1234"
+
+
+def test_bootstrap_intervals_hold_the_mean_and_repeat():
+    values = {"accuracy": [1.0] * 30 + [0.0] * 70, "all_right": [1.0] * 10, "sparse": [None, 1.0]}
+    ci = M.bootstrap_intervals(values)
+    lo, hi = ci["accuracy"]
+    assert lo < 0.30 < hi and 0.18 < lo and hi < 0.42  # binomial sd ~0.046: about +-0.09
+    assert ci["all_right"] == [1.0, 1.0]
+    assert "sparse" not in ci  # one item is no distribution
+    assert M.bootstrap_intervals(values) == ci  # seeded: the same interval every run
+
+
+def test_per_item_means_are_aggregate():
+    scores = [[1, 0, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1]]
+    items = M.per_item(scores)
+    assert {k: sum(v) / len(v) for k, v in items.items()} == M.aggregate(scores)
