@@ -178,3 +178,29 @@ def test_dataset_accepts_a_field_that_is_a_list_in_some_rows_only():
 
     ds = to_dataset([{"q": "a", "answer": "Mercury"}, {"q": "b", "answer": ["Tim Berners-Lee", "Berners-Lee"]}])
     assert ds[0]["answer"] == ["Mercury"] and ds[1]["answer"] == ["Tim Berners-Lee", "Berners-Lee"]
+
+
+def test_grpo_preflight_stops_a_run_that_cannot_learn(tmp_path):
+    """The check reads what TRL logs: five steps of all-truncated completions, or of groups
+    with equal rewards, stop the run with the setting to change."""
+    from train.callbacks import AssayCallback, PreflightError
+    from train.runs import RunDir
+
+    def callback():
+        return AssayCallback(RunDir(tmp_path / "run", {}), preflight_steps=5)
+
+    cut = {"frac_reward_zero_std": 0.5, "completions/clipped_ratio": 1.0, "completions/mean_length": 16.0}
+    cb = callback()
+    for _ in range(4):
+        cb._check_preflight(cut)
+    with pytest.raises(PreflightError, match="raise grpo.max_completion_length"):
+        cb._check_preflight(cut)
+    flat = {"frac_reward_zero_std": 1.0, "completions/clipped_ratio": 0.2, "reward": 0.0}
+    cb = callback()
+    for _ in range(4):
+        cb._check_preflight(flat)
+    with pytest.raises(PreflightError, match="equal rewards"):
+        cb._check_preflight(flat)
+    cb = callback()  # one learning step among the five is enough
+    for r in (flat, flat, {**flat, "frac_reward_zero_std": 0.5}, flat, flat):
+        cb._check_preflight(r)

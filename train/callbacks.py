@@ -13,6 +13,11 @@ checkpoints and a clean stop on Ctrl-C. One `transformers.TrainerCallback`.
   checkpoint is always complete, and `RunDir.last_checkpoint` never sees a torn one.
 - Progress (`progress=True`, the CLI without --json): one line per logged step on stderr,
   since the shipped configs turn transformers' progress bar off (`disable_tqdm`).
+- GRPO preflight (`grpo_preflight_steps`, default 5): a run that cannot learn says so early. If
+  over the first logged steps every completion was cut at the token budget
+  (`completions/clipped_ratio` 1), or every group's rewards were equal
+  (`frac_reward_zero_std` 1: no advantage, no gradient), training stops with one line
+  naming the setting to change (TRL #3857, #5697: runs that "learn nothing" for hours).
 - SIGINT: the first Ctrl-C asks the Trainer to save a checkpoint and stop at the end of the
   current step; a second one interrupts at once.
 """
@@ -32,7 +37,12 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
+from core.errors import UserError
 from train.runs import RunDir, progress_line
+
+
+class PreflightError(UserError):
+    """A GRPO run that cannot learn, stopped in its first steps."""
 
 
 def peak_memory_mb() -> float:
@@ -89,8 +99,10 @@ def _text(x: Any) -> Any:
 class AssayCallback(TrainerCallback):
     def __init__(self, run: RunDir, *, recorder: RewardRecorder | None = None, samples: int = 4,
                  staging: Path | None = None, keep: int | None = None, time_limit: float | None = None,
-                 progress: bool = False):
+                 progress: bool = False, preflight_steps: int = 0):
         self.run = run
+        self.preflight_steps = preflight_steps  # GRPO: logged steps checked for a run that cannot learn
+        self._preflight: list[dict[str, Any]] = []
         self.progress = progress  # a line per logged training step on stderr
         self.time_limit = time_limit  # seconds
         self.timed_out = False
@@ -143,6 +155,25 @@ class AssayCallback(TrainerCallback):
         self.run.log(record)
         if self.progress and "train_runtime" not in logs and not any(k.startswith("eval_") for k in logs):
             print(progress_line(record, state.max_steps), file=sys.stderr, flush=True)
+        if self.preflight_steps and "frac_reward_zero_std" in record:
+            self._check_preflight(record)
+
+    def _check_preflight(self, record: dict[str, Any]) -> None:
+        self._preflight.append(record)
+        if len(self._preflight) != self.preflight_steps:
+            return
+        steps = self._preflight
+        if all(r.get("completions/clipped_ratio", 0) >= 1.0 for r in steps):
+            raise PreflightError(
+                f"every completion of the first {len(steps)} steps was cut at the token budget (mean length "
+                f"{steps[-1].get('completions/mean_length', 0):.0f} tokens): raise grpo.max_completion_length, or teach "
+                f"the format first (an SFT stage); metrics so far: {self.run.path / 'metrics.jsonl'}")
+        if all(r.get("frac_reward_zero_std", 0) >= 1.0 for r in steps):
+            reward = steps[-1].get("reward")
+            raise PreflightError(
+                f"every group of the first {len(steps)} steps had equal rewards (mean reward {reward}): no advantage, "
+                f"nothing to learn -- raise grpo.temperature or grpo.num_generations, check the rewards on a few "
+                f"completions (`assay score`), or start from an SFT stage; set grpo_preflight_steps: 0 to train anyway")
 
     def _write_samples(self, step: int, last: dict[str, Any]) -> None:
         completions = last.get("completions") or []

@@ -153,6 +153,9 @@ class RunConfig:
     seed: int = 0
     time_limit_minutes: float | None = None
     """Stop (saving a checkpoint, then evaluating as usual) once training has run this long."""
+    grpo_preflight_steps: int = 5
+    """GRPO: stop after this many logged steps when every completion hit the token budget or
+    every group's rewards were equal (nothing to learn); 0 turns the check off."""
     reward_model: str | None = None
     """PPO: a sequence-classification reward model whose score is added to the rewards."""
     sft: dict[str, Any] = field(default_factory=dict)

@@ -444,7 +444,7 @@ def _run_trl(trainer: str, cfg: RunConfig, run: RunDir, *, resume: bool, callbac
     callback = AssayCallback(run, recorder=recorder, samples=cfg.logging.samples, staging=staging,
                              keep=args.save_total_limit,
                              time_limit=cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else None,
-                             progress=progress)
+                             progress=progress, preflight_steps=cfg.grpo_preflight_steps if trainer == "grpo" else 0)
     summary: dict[str, Any] = {}
     resume_from = _resume_point(run, resume)
 
