@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     from eval.cli import register as register_eval
     from rag.cli import register as register_rag
     from recipes.cli import register as register_recipes
+    from recipes.cli import register_pipeline
     from rewards.cli import register as register_rewards
     from train.cli import register as register_train
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_train(sub)
     register_eval(sub)
     register_recipes(sub)
+    register_pipeline(sub)
     _add_bench(sub)
     _add_demo(sub)
     return parser

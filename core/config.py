@@ -6,8 +6,7 @@ docstring-style comment. `load_config(Cls, "run.yaml", ["trainer.lr=1e-5"])` rea
 and checks the result: an unknown key (with the closest known one), a wrong type, or a
 missing required field is a `ConfigError` naming the file and the key.
 
-It lives in `rag` only because `rag` is the package every other one may import; it
-knows nothing about retrieval.
+It lives in `core`, below every package, and knows nothing of what it configures.
 """
 
 from __future__ import annotations

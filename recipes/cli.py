@@ -180,3 +180,40 @@ def _run_world(args: argparse.Namespace) -> int:
     out = write_world(world, args.out, force=args.force)
     print_summary({"out": str(out), **world.stats()}, args.json)
     return 0
+
+
+def register_pipeline(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="run a multi-stage recipe (SFT, GRPO, PPO, DPO, sampling, eval) as one "
+                                        "resumable run")
+    p.set_defaults(help_parser=p)
+    psub = p.add_subparsers(dest="pipeline_command", metavar="COMMAND")
+    r = psub.add_parser("run", help="run a pipeline file's stages in order; finished, unchanged stages are skipped",
+                        description="Each stage's output (a model, a data file) is a later stage's input by reference "
+                                    "(${stage.model}, ${stage.sft}); a rerun skips finished stages whose settings and "
+                                    "inputs are unchanged, and a killed run resumes in the stage it was in. Writes "
+                                    "OUT/report.html with every eval stage's models side by side (95% intervals).")
+    r.add_argument("config", help="the pipeline file (YAML), e.g. data/configs/r1-arith.yaml")
+    r.add_argument("--out", default=None, help="run directory (default: runs/<pipeline name>)")
+    r.add_argument("--from", dest="redo_from", default=None, metavar="STAGE", help="redo this stage and all after it")
+    r.add_argument("--cache", default=None, help="generation/score cache file for sample and eval stages")
+    r.add_argument("--data-root", default=None)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=_run_pipeline)
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recipes.pipeline import Pipeline
+
+    pipe = Pipeline(args.config, args.out or Path("runs") / Path(args.config).stem, progress=not args.json,
+                    cache=args.cache, data_root=args.data_root)
+    summary = pipe.run(redo_from=args.redo_from)
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        for s in summary["stages"]:
+            state = "skipped (unchanged)" if s.get("skipped") else f"{s['wall_s']:.0f} s wall, {s['cpu_s']:.0f} s CPU"
+            print(f"  {s['name']:<12} {s['kind']:<7} {state}")
+        print(summary["report"])
+    return 0
