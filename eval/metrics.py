@@ -59,7 +59,7 @@ def default_ks(n: int) -> list[int]:
 def per_item(scores: Sequence[Sequence[float | None]], answers: Sequence[Sequence[str | None]] | None = None,
              ks: Sequence[int] | None = None) -> dict[str, list[float]]:
     """accuracy, pass@k, mean@k (and maj@k when answers are given) of each item: the values
-    `aggregate` averages and `bootstrap_intervals` resamples.
+    a summary averages and `bootstrap_intervals` resamples.
 
     `scores[i][j]` is completion j of item i (None = not scorable, counted as wrong);
     every item must have the same number of completions.
@@ -83,14 +83,6 @@ def per_item(scores: Sequence[Sequence[float | None]], answers: Sequence[Sequenc
             if answers is not None:
                 out[f"maj@{k}"] = [majority_correct(a[:k], s[:k]) for a, s in zip(answers, scores)]
     return out
-
-
-def aggregate(scores: Sequence[Sequence[float | None]], answers: Sequence[Sequence[str | None]] | None = None,
-              ks: Sequence[int] | None = None) -> dict[str, float]:
-    """accuracy, pass@k, mean@k (and maj@k when answers are given) over items (`per_item`'s means)."""
-    if not scores:
-        return {"accuracy": 0.0}
-    return {name: sum(v) / len(v) for name, v in per_item(scores, answers, ks).items()}
 
 
 def bootstrap_intervals(values: dict[str, Sequence[float | None]], *, level: float = 0.95, rounds: int = 1000,

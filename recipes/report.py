@@ -13,6 +13,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+
 def _metric_columns(models: dict[str, dict]) -> list[str]:
     """accuracy (mean@n: every sample counts), then pass@n and maj@n at the largest n evaluated."""
     present = {k for s in models.values() for k in s}

