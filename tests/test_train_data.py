@@ -139,3 +139,10 @@ def test_repeat_counts_are_checked(tmp_path):
     cfg = {"model": {"name": "toy:lucky"}, "data": {"source": "toy:lucky", "repeat": {"type": {"rare": 0}}}}
     with pytest.raises(ConfigError, match=r"data.repeat.type.rare must be a whole number >= 1"):
         load_run_config("sft", cfg)
+
+
+def test_skip_leaves_out_the_first_rows(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"question": f"q{i}"}) + "\n" for i in range(10)))
+    rows = load_rows(DataConfig(source=str(path), skip=4, shuffle=False))
+    assert [r["question"] for r in rows] == [f"q{i}" for i in range(4, 10)]

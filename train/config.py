@@ -55,6 +55,8 @@ class DataConfig:
     """Options of a built-in source (reasoning_gym: size, seed and the task's own settings)."""
     shared_dir: str | None = None
     """Where gsm8k/math500 live (default: `core.files.shared_data_root()`)."""
+    skip: int = 0
+    """Drop the source's first rows before anything else (e.g. the rows an eval suite holds out)."""
     limit: int | None = None
     """Use at most this many training rows (after the held-out rows are set aside)."""
     eval_size: int = 0

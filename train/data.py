@@ -138,6 +138,8 @@ def load_rows(cfg: DataConfig) -> list[dict]:
                 if isinstance(row.get(key), str):
                     row["question"] = row[key]
                     break
+    if cfg.skip:
+        rows = rows[cfg.skip:]
     if cfg.repeat:
         rows = [r for r in rows for _ in range(max([1] + [cfg.repeat[k].get(str(r.get(k)), 1) for k in cfg.repeat]))]
     if cfg.shuffle:
