@@ -3,17 +3,20 @@
 The rule (GPT-3's and open-r1's, made robust to light edits): a text is contaminated by a
 test item when they share a word n-gram. Words are lower-cased ``\\w+`` runs, so case,
 punctuation and LaTeX markup do not hide a copy. The n is 13 for an item of 27 words or
-more, and ``max(min_ngram, (W - 1) // 2)`` for a shorter item of W words: any one edit
-(a changed name, a changed number) leaves one side of it at least that long, so a lightly
-edited test question is still caught, while a 13-gram needs a long item to exist at all.
-Items shorter than ``min_ngram`` words (default 6) are too short to tell copying from
-coincidence and are not indexed; `Decontaminator.skipped` counts them.
+more; for a shorter item of W words, the largest of 6, 8 and 10 not above ``(W - 1) // 2``:
+any one edit (a changed name, a changed number) leaves one side of it at least that long,
+so a lightly edited test question is still caught, while a 13-gram needs a long item to
+exist at all.
+An item shorter than ``min_ngram`` words (default 6: "Simplify $\\sqrt{242}$.") matches only
+a text that is that item and little else (at most three times its words, e.g. a prompt
+that quotes it): inside a long trace so few words are coincidence. Items of one word are
+not indexed; `Decontaminator.skipped` counts them.
 
-Speed is what makes this usable on every sample: each word gets a 64-bit id once, an
-n-gram's hash is a polynomial over the ids computed for all positions at once with numpy
-(one multiply-add per n), and membership is a binary search in the sorted hashes of the
-benchmark n-grams of that n. A 2,000-character trace takes tens of microseconds. A hit is
-then confirmed on the words themselves, so a hash collision never drops a row.
+Speed is what makes this usable on every sample: a text is read into words once
+(`recipes.filters.Words`, shared with the other filters: a 64-bit id per word), an n-gram's
+hash is a polynomial over the ids computed for all positions at once with numpy, and
+membership is a binary search in the sorted hashes of the benchmark n-grams of that n. A
+hit is then confirmed on the words themselves, so a hash collision never drops a row.
 
 Benchmarks (`BENCHMARKS`) are every test split assay can load offline: GSM8K test,
 MATH-500, AIME24, AMC23, HumanEval, and a knowledge world's test split
@@ -24,7 +27,6 @@ field, or every string field).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -32,10 +34,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from core.errors import UserError
+from recipes.filters import Words
 
 BENCHMARKS = ("gsm8k", "math500", "aime24", "amc23", "humaneval")
-_WORD_RE = re.compile(r"\w+")
-_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplication mod 2**64 is a bijection
 
 
 class DecontaminationError(UserError, ValueError):
@@ -53,10 +54,6 @@ class Match:
         return f"contaminated: shares {len(self.ngram.split())} words with {self.source}: {self.ngram[:80]!r}"
 
 
-def words(text: str) -> list[str]:
-    return _WORD_RE.findall(text.lower())
-
-
 class Decontaminator:
     """An n-gram index of benchmark items; `match(text)` finds one the text overlaps."""
 
@@ -64,43 +61,38 @@ class Decontaminator:
         if not 1 <= min_ngram <= ngram:
             raise DecontaminationError(f"need 1 <= min_ngram <= ngram, got {min_ngram} and {ngram}")
         self.ngram, self.min_ngram = ngram, min_ngram
-        self._ids: dict[str, int] = {}
         self._items: list[tuple[str, list[str]]] = []  # (source, words)
-        self._pending: dict[int, list[tuple[int, int]]] = {}  # n -> [(hash, item)]
+        self._pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # n -> [(hashes, item of each)]
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # n -> (sorted hashes, item of each)
+        self._short: dict[tuple[str, ...], str] = {}  # the words of an item too short for an n-gram -> source
         self.skipped = 0
         self.sources: dict[str, int] = {}
 
     # ---- building --------------------------------------------------------------------
     def n_for(self, n_words: int) -> int:
-        return self.ngram if n_words >= 2 * self.ngram + 1 else max(self.min_ngram, (n_words - 1) // 2)
-
-    def _word_ids(self, ws: Sequence[str], add: bool) -> np.ndarray:
-        ids = self._ids
-        if add:
-            return np.fromiter((ids.setdefault(w, len(ids) + 1) for w in ws), dtype=np.uint64, count=len(ws))
-        return np.fromiter((ids.get(w, 0) for w in ws), dtype=np.uint64, count=len(ws))
-
-    @staticmethod
-    def _hashes(ids: np.ndarray, n: int) -> np.ndarray:
-        """Polynomial hash of every n-gram of `ids` (mod 2**64), one vector op per word of n."""
-        m = len(ids) - n + 1
-        h = np.zeros(m, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j in range(n):
-                h = h * _MULT + ids[j:j + m]
-        return h
+        """The n for an item of `n_words` words: `ngram` for a long item; for a shorter one, the
+        largest of a few sizes (min_ngram, 8, 10) that one edit in the middle still leaves
+        room for -- few sizes, since each costs a lookup per checked text."""
+        if n_words >= 2 * self.ngram + 1:
+            return self.ngram
+        fits = [n for n in (self.min_ngram, 8, 10) if self.min_ngram <= n <= max(self.min_ngram, (n_words - 1) // 2)]
+        return max(fits) if fits else self.min_ngram
 
     def add(self, text: str, source: str) -> None:
-        ws = words(text)
+        read = Words(text)
+        ws = read.words
         n = self.n_for(len(ws))
         if len(ws) < self.min_ngram or len(ws) < n:
-            self.skipped += 1
+            if len(ws) >= 2:
+                self._short.setdefault(tuple(ws), source)
+                self._items.append((source, ws))
+            else:
+                self.skipped += 1
             return
         item = len(self._items)
         self._items.append((source, ws))
-        hashes = self._hashes(self._word_ids(ws, add=True), n)
-        self._pending.setdefault(n, []).extend((int(h), item) for h in hashes)
+        hashes = read.grams(n)
+        self._pending.setdefault(n, []).append((hashes, np.full(len(hashes), item, dtype=np.int64)))
         self._tables.pop(n, None)
 
     def add_many(self, texts: Iterable[str], name: str) -> None:
@@ -111,9 +103,9 @@ class Decontaminator:
 
     def _table(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         if n not in self._tables:
-            pairs = self._pending.get(n, [])
-            h = np.fromiter((p[0] for p in pairs), dtype=np.uint64, count=len(pairs))
-            it = np.fromiter((p[1] for p in pairs), dtype=np.int64, count=len(pairs))
+            parts = self._pending.get(n, [])
+            h = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.uint64)
+            it = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
             order = np.argsort(h, kind="stable")
             self._tables[n] = (h[order], it[order])
         return self._tables[n]
@@ -122,32 +114,38 @@ class Decontaminator:
         return len(self._items)
 
     # ---- looking up ------------------------------------------------------------------
-    def match(self, text: str) -> Match | None:
-        """The first benchmark item `text` shares an n-gram with, or None."""
-        ws = words(text)
+    def match(self, text: str, read: Words | None = None) -> Match | None:
+        """The first benchmark item `text` shares an n-gram with, or None (`read`: its `Words`,
+        when the caller has them already)."""
+        read = read or Words(text)
+        ws = read.words
         if not ws or not self._items:
             return None
-        ids = self._word_ids(ws, add=False)
-        wanted = sorted(n for n in self._pending if n <= len(ws))
-        if not wanted:
-            return None
-        # the hashes of every n at once: h_n = h_(n-1) * MULT + id, one vector op per word of the longest n
-        h = np.zeros(len(ws), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for n in range(1, wanted[-1] + 1):
-                m = len(ws) - n + 1
-                h = h[:m] * _MULT + ids[n - 1:n - 1 + m]
-                if n in self._pending:
-                    found = self._lookup(ws, h, n)
-                    if found is not None:
-                        return found
+        if self._short and len(ws) <= 3 * self.min_ngram:
+            found = self._match_short(ws)
+            if found is not None:
+                return found
+        for n, hashes in read.grams_of(tuple(sorted(self._pending))):
+            found = self._lookup(ws, hashes, n)
+            if found is not None:
+                return found
+        return None
+
+    def _match_short(self, ws: list[str]) -> Match | None:
+        for n in range(2, self.min_ngram):
+            for i in range(len(ws) - n + 1):
+                source = self._short.get(tuple(ws[i:i + n]))
+                if source is not None and len(ws) <= 3 * n:
+                    return Match(source, " ".join(ws[i:i + n]))
         return None
 
     def _lookup(self, ws: list[str], hashes: np.ndarray, n: int) -> Match | None:
         table, items = self._table(n)
         if not len(table):
             return None
-        pos = np.searchsorted(table, hashes)
+        order = np.argsort(hashes)  # sorted needles walk the table in order: fewer cache misses
+        pos = np.empty_like(order)
+        pos[order] = np.searchsorted(table, hashes[order])
         pos[pos == len(table)] = 0
         for i in np.flatnonzero(table[pos] == hashes):
             gram = ws[i:i + n]

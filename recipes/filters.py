@@ -13,12 +13,14 @@ the counts in the manifest. They run in this order; the first that drops a trace
                    item (`recipes.decontamination`).
 ``truncated``      the generation hit its token budget (``finish_reason == "length"``), or
                    the scorer found no final answer in it.
-``repetition``     a degenerate loop: some word n-gram (``repeat_ngram`` words, default 6)
-                   occurs ``repeat_count`` times or more (default 4), or the text ends in a
+``repetition``     a degenerate loop: some word n-gram (``repeat_ngram`` words, default 8)
+                   occurs ``repeat_count`` times or more (default 5), or the text ends in a
                    short stretch of characters repeated over and over ("hahaha...", ")))))").
-``language``       the reasoning is not in the prompt's language: fewer than
-                   ``language_min_share`` (default 0.9) of its words are, as the
-                   ``language`` reward measures it (R1's language-consistency reward).
+``language``       the reasoning is not in the prompt's language. For a Latin-script
+                   language: fewer than ``language_min_share`` (default 0.9) of its words
+                   in Latin script (R1-Zero's Chinese/English mixing), or the whole text
+                   identified (langid, once) as another language. For other targets: the
+                   ``language`` reward's word share (R1's language-consistency reward).
                    Clearly English text (no letter outside a-z, 15% of its words English
                    function words) is let through without running the identifier.
 ``code_blocks``    a fenced code block (```` ``` ```` or ``~~~``) in a task that does not ask
@@ -35,9 +37,9 @@ the counts in the manifest. They run in this order; the first that drops a trace
 from __future__ import annotations
 
 import re
-import zlib
-from collections import Counter
 from dataclasses import dataclass, field, fields
+
+import numpy as np
 
 from core.config import ConfigError
 
@@ -53,10 +55,11 @@ class FilterConfig:
     """The filters that run (`FILTERS`); `--no-filter NAME` removes one."""
     threshold: float = 1.0
     """verified: the least task score that counts as right."""
-    repeat_ngram: int = 6
-    """repetition: n-gram size in words."""
-    repeat_count: int = 4
-    """repetition: an n-gram seen this many times is a loop."""
+    repeat_ngram: int = 8
+    """repetition: n-gram size in words (\\w+ runs, so LaTeX's \\frac{2}{x + 1} is four)."""
+    repeat_count: int = 5
+    """repetition: an n-gram seen this many times is a loop (6-grams seen 5 times would drop a
+    MATH-500 solution whose `align` block ends every line with the same term)."""
     language_min_share: float = 0.9
     """language: least share of reasoning words in the prompt's language."""
     max_paragraph_chars: int = 3000
@@ -90,9 +93,38 @@ class FilterConfig:
 _WORD_RE = re.compile(r"\w+")
 _FENCE_RE = re.compile(r"^\s*(```|~~~)", re.M)
 _PARAGRAPH_RE = re.compile(r"\n\s*\n")
-_ASCII_WORD_RE = re.compile(r"[a-z]+")
 _NON_ASCII_LETTER_RE = re.compile(r"[^\W\d_a-zA-Z]")  # typographic quotes and dashes are not letters
-_EN_FUNCTION_RE = re.compile(r"\b(?:the|a|an|of|to|and|in|is|it|that|for|on|with|as|be|this|are|was|by|we|so|then)\b")
+_EN_FUNCTION = frozenset("the a an of to and in is it that for on with as be this are was by we so then".split())
+_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplication mod 2**64 is a bijection
+
+
+class Words:
+    """A trace's words, read once and shared by every filter (and by decontamination): the
+    lower-cased ``\\w+`` runs and a 64-bit id for each (Python's string hash: every filter
+    compares ids within one process, and a hit is confirmed on the words themselves)."""
+
+    __slots__ = ("words", "ids")
+
+    def __init__(self, text: str) -> None:
+        self.words = _WORD_RE.findall(text.lower())
+        self.ids = np.fromiter(map(hash, self.words), dtype=np.int64, count=len(self.words)).view(np.uint64)
+
+    def grams(self, n: int) -> np.ndarray:
+        """The hash of every n-gram, in order (a polynomial over the ids, all positions at once)."""
+        return next(self.grams_of((n,)), (n, np.zeros(0, dtype=np.uint64)))[1]
+
+    def grams_of(self, sizes: tuple[int, ...]):
+        """(n, the hash of every n-gram) for each n of `sizes` (ascending) the text is long enough
+        for: one pass, one vector multiply-add per word of the longest n."""
+        h = np.zeros(len(self.ids), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for n in range(1, (max(sizes) if sizes else 0) + 1):
+                m = len(self.ids) - n + 1
+                if m <= 0:
+                    return
+                h = h[:m] * _MULT + self.ids[n - 1:n - 1 + m]
+                if n in sizes:
+                    yield n, h
 
 
 def truncated(finish_reason: str | None, extracted: str | None) -> str | None:
@@ -108,38 +140,55 @@ def _ends_in_a_loop(text: str, longest: int = 12, times: int = 8) -> bool:
     return any(len(tail) >= p * times and tail[-p * times:] == tail[-p:] * times for p in range(1, longest + 1))
 
 
-def repetition(text: str, ngram: int = 6, count: int = 4) -> str | None:
+def repetition(text: str, ngram: int = 8, count: int = 5, words: Words | None = None) -> str | None:
     if _ends_in_a_loop(text):
         return "repetition: ends in a loop of a few characters"
-    words = text.lower().split()
-    if len(words) < ngram * count:
+    words = words or Words(text)
+    if len(words.words) < ngram * count:
         return None
-    grams = Counter(zip(*(words[i:] for i in range(ngram))))  # every n-gram counted in C
-    gram, n = grams.most_common(1)[0]
-    return f"repetition: {' '.join(gram)!r} {n} times" if n >= count else None
+    grams = words.grams(ngram)
+    uniq, first, counts = np.unique(grams, return_index=True, return_counts=True)
+    top = int(np.argmax(counts))
+    if counts[top] < count:
+        return None
+    at = int(first[top])
+    return f"repetition: {' '.join(words.words[at:at + ngram])!r} {int(counts[top])} times"
 
 
-def _plainly_english(text: str) -> bool:
+def _plainly_english(text: str, words: Words) -> bool:
     if not text.isascii() and _NON_ASCII_LETTER_RE.search(text):  # an accent or another script: ask the identifier
         return False
-    low = text.lower()
-    n_words = len(_ASCII_WORD_RE.findall(low))
-    return n_words > 0 and len(_EN_FUNCTION_RE.findall(low)) >= 0.15 * n_words
+    alpha = [w for w in words.words if w.isalpha()]
+    return bool(alpha) and sum(w in _EN_FUNCTION for w in alpha) >= 0.15 * len(alpha)
 
 
-def language(text: str, target: str, min_share: float = 0.9) -> str | None:
+def language(text: str, target: str, min_share: float = 0.9, words: Words | None = None) -> str | None:
     from rewards.conventions import blocks
 
     think = blocks(text, "think")
     reasoning = think[0] if think else text
-    if target == "en" and _plainly_english(reasoning):
+    if target == "en" and _plainly_english(reasoning, words if words is not None and not think else Words(reasoning)):
         return None
-    from rewards.language import consistency
+    from rewards.language import SCRIPTS, ascii_words, consistency, latin_language, words_by_script
 
-    share, reason = consistency(reasoning, target)
-    if share is not None and share < min_share:
-        return f"language: {reason}"
-    return None
+    if "LATIN" not in SCRIPTS.get(target, {"LATIN"}):
+        share, reason = consistency(reasoning, target)  # a non-Latin target: R1's word share, as the reward has it
+        return f"language: {reason}" if share is not None and share < min_share else None
+    if reasoning.isascii() or not _NON_ASCII_LETTER_RE.search(reasoning):
+        latin = ascii_words(reasoning)  # every letter is a-z: no need to look at scripts
+    else:
+        scripted = words_by_script(reasoning)
+        latin = [w for w, script in scripted if script == "LATIN"]
+        if len(latin) < min_share * len(scripted):  # letters of another script: R1-Zero's Chinese/English mixing
+            others = sorted({script.lower() for _, script in scripted if script != "LATIN"})
+            return f"language: {len(latin)}/{len(scripted)} words in Latin script (others: {', '.join(others)})"
+    if not latin:
+        return None
+    # All Latin: one identification of the whole text. Sentence by sentence, langid misreads
+    # short English lines ("Jen ate 22 - 11 = 11 suckers." as German) often enough to drop
+    # one trace in ten; the whole text it reads right.
+    found = latin_language(latin, target) if len(latin) >= 3 else target
+    return None if found == target else f"language: the reasoning reads as {found}, not {target}"
 
 
 def code_blocks(text: str) -> str | None:
@@ -153,12 +202,9 @@ def long_paragraphs(text: str, max_chars: int = 3000) -> str | None:
 
 # ---- a prompt's samples together ---------------------------------------------------------
 
-def shingles(text: str, n: int = 5) -> frozenset[int]:
-    """Hashes of the text's word n-grams (crc32: stable across processes, unlike hash())."""
-    words = _WORD_RE.findall(text.lower())
-    if len(words) < n:
-        return frozenset([zlib.crc32(" ".join(words).encode())])
-    return frozenset(zlib.crc32(" ".join(words[i:i + n]).encode()) for i in range(len(words) - n + 1))
+def shingles(words: Words, n: int = 5) -> np.ndarray:
+    """The sorted distinct hashes of a trace's word n-grams."""
+    return np.unique(words.grams(n) if len(words.ids) >= n else words.ids)
 
 
 class NearDuplicates:
@@ -166,30 +212,33 @@ class NearDuplicates:
 
     def __init__(self, jaccard: float = 0.8) -> None:
         self.jaccard = jaccard
-        self.kept: list[tuple[str, frozenset[int], str]] = []  # (normalised text, shingles, id)
+        self.kept: list[tuple[str, np.ndarray, str]] = []  # (normalised text, shingles, id)
 
-    def check(self, text: str, sample_id: str) -> str | None:
+    def check(self, text: str, sample_id: str, words: Words | None = None) -> str | None:
         norm = " ".join(text.lower().split())
-        sh = shingles(text)
+        sh = shingles(words or Words(text))
         for other_norm, other_sh, other_id in self.kept:
             if norm == other_norm:
                 return f"near_duplicate: the same text as {other_id}"
-            union = len(sh | other_sh)
-            if union and len(sh & other_sh) / union >= self.jaccard:
-                return f"near_duplicate: Jaccard {len(sh & other_sh) / union:.2f} with {other_id}"
+            common = len(np.intersect1d(sh, other_sh, assume_unique=True))
+            union = len(sh) + len(other_sh) - common
+            if union and common / union >= self.jaccard:
+                return f"near_duplicate: Jaccard {common / union:.2f} with {other_id}"
         self.kept.append((norm, sh, sample_id))
         return None
 
 
 def check_trace(text: str, *, config: FilterConfig, finish_reason: str | None, extracted: str | None,
-                target_language: str = "en", writes_code: bool = False) -> str | None:
-    """The first per-trace filter (module doc's order, after `verified`) that drops `text`, or None."""
+                target_language: str = "en", writes_code: bool = False, words: Words | None = None) -> str | None:
+    """The first per-trace filter (module doc's order, after `verified` and `contaminated`) that
+    drops `text`, or None. `words`: the trace's `Words`, when the caller has read them already."""
     on = config.enabled
+    words = words or Words(text)
     if "truncated" in on and (why := truncated(finish_reason, extracted)):
         return why
-    if "repetition" in on and (why := repetition(text, config.repeat_ngram, config.repeat_count)):
+    if "repetition" in on and (why := repetition(text, config.repeat_ngram, config.repeat_count, words)):
         return why
-    if "language" in on and (why := language(text, target_language, config.language_min_share)):
+    if "language" in on and (why := language(text, target_language, config.language_min_share, words)):
         return why
     if "code_blocks" in on and not writes_code and (why := code_blocks(text)):
         return why

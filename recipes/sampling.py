@@ -217,17 +217,18 @@ def apply_filters(cfg: SampleConfig, task, rows: list[dict], prompts: list[Any],
         item = []
         for c, s, f, j in zip(cs, ss, fr, sid):
             o = Outcome(j, c, s, f)
+            read = F.Words(c)  # read once, shared by every filter
             if "verified" in on and (s.score is None or s.score < cfg.filters.threshold):
                 o.dropped = f"verified: score {s.score} ({s.reason})"
             if o.dropped is None and "contaminated" in on and match is not None:
-                hit, where = (prompt_hit, "the prompt") if prompt_hit is not None else (match(c), "the completion")
+                hit, where = (prompt_hit, "the prompt") if prompt_hit is not None else (match(c, read), "the completion")
                 if hit is not None:
                     o.dropped = f"contaminated: {where} " + hit.reason().split(": ", 1)[1]
             if o.dropped is None:
                 o.dropped = F.check_trace(c, config=cfg.filters, finish_reason=f, extracted=s.extracted,
-                                          target_language=lang, writes_code=writes_code)
+                                          target_language=lang, writes_code=writes_code, words=read)
             if o.dropped is None and "near_duplicate" in on:
-                o.dropped = dedup.check(c, j)
+                o.dropped = dedup.check(c, j, read)
             item.append(o)
         out.append(item)
     return out

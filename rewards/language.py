@@ -92,6 +92,12 @@ def words_by_script(text: str) -> list[tuple[str, str]]:
     return words
 
 
+def ascii_words(text: str) -> list[str]:
+    """`words_by_script`'s words of a text whose letters are all a-z, A-Z, without the walk
+    over every character: LaTeX and code spans out, single letters (variables) out."""
+    return [w.strip("'-") for w in re.findall(r"[A-Za-z][A-Za-z'-]*", _LATEX.sub(" ", text)) if len(w.strip("'-")) > 1]
+
+
 _IDENT = None
 _IDENT_LOCK = threading.Lock()
 

@@ -164,7 +164,7 @@ def test_decontaminate_a_file(tmp_path, shared_data, capsys):
 
 def test_filter_rules():
     assert F.truncated("length", "4") and F.truncated("stop", None) and F.truncated("stop", "4") is None
-    assert F.repetition("ok " * 3 + "hahahahahahahahahahaha") and F.repetition("a b c d e f " * 4)
+    assert F.repetition("ok " * 3 + "hahahahahahahahahahaha") and F.repetition("a b c d e f " * 7)
     assert F.repetition("a normal sentence that says one thing once.") is None
     assert F.code_blocks("text\n```python\nx = 1\n```") and F.code_blocks("inline `x` only") is None
     assert F.long_paragraphs("x" * 40, max_chars=30) and F.long_paragraphs("x" * 20 + "\n\n" + "y" * 20, max_chars=30) is None
