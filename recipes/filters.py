@@ -147,7 +147,7 @@ def repetition(text: str, ngram: int = 8, count: int = 5, words: Words | None = 
     if len(words.words) < ngram * count:
         return None
     grams = words.grams(ngram)
-    uniq, first, counts = np.unique(grams, return_index=True, return_counts=True)
+    _, first, counts = np.unique(grams, return_index=True, return_counts=True)
     top = int(np.argmax(counts))
     if counts[top] < count:
         return None
