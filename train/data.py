@@ -122,6 +122,8 @@ def load_rows(cfg: DataConfig) -> list[dict]:
 
                     kind = "parquet" if f.suffix == ".parquet" else "json"
                     rows.extend(datasets.load_dataset(kind, data_files=str(f), split="train").to_list())
+        elif path.suffix in (".jsonl", ".json", ".parquet"):
+            raise TrainingDataError(f"data.source {cfg.source}: no such file")
         elif "/" in cfg.source and not cfg.source.startswith((".", "/")):
             import datasets
 
@@ -145,6 +147,14 @@ def load_rows(cfg: DataConfig) -> list[dict]:
     if cfg.shuffle:
         random.Random(cfg.seed).shuffle(rows)
     return rows
+
+
+def check_source(cfg: DataConfig) -> None:
+    """Fail now, before a run directory is written, when the data source is a file that is not
+    there (anything else -- a built-in, a hub id -- is checked when it loads)."""
+    path = Path(cfg.source)
+    if path.suffix in (".jsonl", ".json", ".parquet") and not path.exists():
+        raise TrainingDataError(f"data.source {cfg.source}: no such file")
 
 
 def split_rows(rows: list[dict], cfg: DataConfig) -> tuple[list[dict], list[dict]]:

@@ -313,6 +313,9 @@ def run(trainer: str, config: str | Path | dict | RunConfig, *, out: str | Path 
 
         RewardSet(cfg.rewards, cfg.rewards_backend)  # an unknown reward fails now, before a model is loaded or a file written
     _check_trainer_section(trainer, cfg)  # TRL's own checks (a negative learning rate...) before anything is written
+    from train.data import check_source
+
+    check_source(cfg.data)  # a missing data file is "no such file", and no run directory is left behind
     rank = process_rank()  # under torchrun/accelerate: only rank 0 writes the run directory
     if rank == 0:
         _claim_out(out, resume=resume, fresh=fresh)
