@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError
+from train.config import TRAINERS as _TRAINER_TABLE
 
-KINDS = ("sft", "grpo", "ppo", "dpo", "sample", "eval")
-TRAINERS = ("sft", "grpo", "ppo", "dpo")
+TRAINERS = tuple(t for t in _TRAINER_TABLE if t != "reward")  # a stage trains a policy; a reward model is no stage yet
+KINDS = (*TRAINERS, "sample", "eval")
 OUTPUTS = {**{k: ("model",) for k in TRAINERS}, "sample": ("sft", "pairs", "dir"), "eval": ("dir",)}
 _REF_RE = re.compile(r"\$\{([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\}")
 

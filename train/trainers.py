@@ -19,13 +19,12 @@ import random
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, from_dict, to_dict
 from core.files import atomic_write_json
-from train.config import RunConfig, load_run_config, trl_config_class
+from train.config import TRAINERS, RunConfig, load_run_config, trl_config_class
 from train.runs import RunDir
 
 
@@ -116,36 +115,6 @@ def trl_args(trainer: str, cfg: RunConfig, staging: Path, run: RunDir, *, has_ev
         return trl_config_class(trainer)(**kw)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{trainer}: {exc}") from None
-
-
-# ------------------------------------------------------------------------- the table
-@dataclass(frozen=True)
-class TrainerSpec:
-    """What differs between trainers, in one place: `run()` looks a trainer up here
-    instead of comparing its name in a dozen places."""
-
-    name: str
-    rows: str  # how rows are shaped: "sft" (prompt/completion), "preferences", "prompts"
-    head: str = "causal"  # "reward": a one-label classifier head on the same weights
-    eval_loss: bool = False  # TRL's evaluate() on the held-out rows, before and after
-    eval_generation: bool = False  # generate on held-out prompts and score them with the rewards
-    plot_keys: tuple[str, ...] = ("loss", "eval_loss", "rewards/accuracies", "accuracy")
-    curve_key: str = "loss"  # what "first 10 / last 10" in the summary is about
-    trl_class: str | None = None  # the TRL trainer; None: assay's own runner (PPO)
-
-    @property
-    def peft_task(self) -> str:
-        return "SEQ_CLS" if self.head == "reward" else "CAUSAL_LM"
-
-
-TRAINERS: dict[str, TrainerSpec] = {t.name: t for t in (
-    TrainerSpec("sft", rows="sft", eval_loss=True, eval_generation=True, trl_class="SFTTrainer"),
-    TrainerSpec("dpo", rows="preferences", eval_loss=True, trl_class="DPOTrainer"),
-    TrainerSpec("reward", rows="preferences", head="reward", eval_loss=True, trl_class="RewardTrainer"),
-    TrainerSpec("grpo", rows="prompts", eval_generation=True, plot_keys=("reward", "kl"), curve_key="reward",
-                trl_class="GRPOTrainer"),
-    TrainerSpec("ppo", rows="prompts", plot_keys=("reward", "kl"), curve_key="reward"),
-)}
 
 
 # --------------------------------------------------------------------------- run dirs
