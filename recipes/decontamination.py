@@ -15,8 +15,9 @@ not indexed; `Decontaminator.skipped` counts them.
 Speed is what makes this usable on every sample: a text is read into words once
 (`recipes.filters.Words`, shared with the other filters: a 64-bit id per word), an n-gram's
 hash is a polynomial over the ids computed for all positions at once with numpy, and
-membership is a binary search in the sorted hashes of the benchmark n-grams of that n. A
-hit is then confirmed on the words themselves, so a hash collision never drops a row.
+membership is a set probe (then a binary search in the sorted hashes of the benchmark
+n-grams of that n, to name the item). A hit is then confirmed on the words themselves,
+so a hash collision never drops a row.
 
 Benchmarks (`BENCHMARKS`) are every test split assay can load offline: GSM8K test,
 MATH-500, AIME24, AMC23, HumanEval, and a knowledge world's test split
@@ -64,6 +65,7 @@ class Decontaminator:
         self._items: list[tuple[str, list[str]]] = []  # (source, words)
         self._pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # n -> [(hashes, item of each)]
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # n -> (sorted hashes, item of each)
+        self._sets: dict[int, set[int]] = {}  # n -> the same hashes as a set: "any hit?" at C speed
         self._short: dict[tuple[str, ...], str] = {}  # the words of an item too short for an n-gram -> source
         self.skipped = 0
         self.sources: dict[str, int] = {}
@@ -94,6 +96,7 @@ class Decontaminator:
         hashes = read.grams(n)
         self._pending.setdefault(n, []).append((hashes, np.full(len(hashes), item, dtype=np.int64)))
         self._tables.pop(n, None)
+        self._sets.pop(n, None)
 
     def add_many(self, texts: Iterable[str], name: str) -> None:
         before = len(self._items)
@@ -108,6 +111,7 @@ class Decontaminator:
             it = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
             order = np.argsort(h, kind="stable")
             self._tables[n] = (h[order], it[order])
+            self._sets[n] = set(h.tolist())
         return self._tables[n]
 
     def __len__(self) -> int:
@@ -125,8 +129,10 @@ class Decontaminator:
             found = self._match_short(ws)
             if found is not None:
                 return found
-        for n, hashes in read.grams_of(tuple(sorted(self._pending))):
-            found = self._lookup(ws, hashes, n)
+        for n in sorted(self._pending):
+            if n > len(ws):
+                break
+            found = self._lookup(ws, read.grams(n), n)
             if found is not None:
                 return found
         return None
@@ -141,11 +147,9 @@ class Decontaminator:
 
     def _lookup(self, ws: list[str], hashes: np.ndarray, n: int) -> Match | None:
         table, items = self._table(n)
-        if not len(table):
+        if self._sets[n].isdisjoint(hashes.tolist()):  # the common case, a clean text: one set probe per n-gram
             return None
-        order = np.argsort(hashes)  # sorted needles walk the table in order: fewer cache misses
-        pos = np.empty_like(order)
-        pos[order] = np.searchsorted(table, hashes[order])
+        pos = np.searchsorted(table, hashes)
         pos[pos == len(table)] = 0
         for i in np.flatnonzero(table[pos] == hashes):
             gram = ws[i:i + n]

@@ -95,6 +95,7 @@ _FENCE_RE = re.compile(r"^\s*(```|~~~)", re.M)
 _PARAGRAPH_RE = re.compile(r"\n\s*\n")
 _NON_ASCII_LETTER_RE = re.compile(r"[^\W\d_a-zA-Z]")  # typographic quotes and dashes are not letters
 _EN_FUNCTION = frozenset("the a an of to and in is it that for on with as be this are was by we so then".split())
+_EN_FUNCTION_IDS = np.array(sorted(hash(w) for w in _EN_FUNCTION), dtype=np.int64).view(np.uint64)
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplication mod 2**64 is a bijection
 
 
@@ -103,28 +104,26 @@ class Words:
     lower-cased ``\\w+`` runs and a 64-bit id for each (Python's string hash: every filter
     compares ids within one process, and a hit is confirmed on the words themselves)."""
 
-    __slots__ = ("words", "ids")
+    __slots__ = ("words", "ids", "_grams")
+    LONGEST = 13  # the longest n-gram any filter asks for (decontamination's)
 
     def __init__(self, text: str) -> None:
         self.words = _WORD_RE.findall(text.lower())
         self.ids = np.fromiter(map(hash, self.words), dtype=np.int64, count=len(self.words)).view(np.uint64)
+        self._grams: list[np.ndarray] | None = None
 
     def grams(self, n: int) -> np.ndarray:
-        """The hash of every n-gram, in order (a polynomial over the ids, all positions at once)."""
-        return next(self.grams_of((n,)), (n, np.zeros(0, dtype=np.uint64)))[1]
-
-    def grams_of(self, sizes: tuple[int, ...]):
-        """(n, the hash of every n-gram) for each n of `sizes` (ascending) the text is long enough
-        for: one pass, one vector multiply-add per word of the longest n."""
-        h = np.zeros(len(self.ids), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for n in range(1, (max(sizes) if sizes else 0) + 1):
-                m = len(self.ids) - n + 1
-                if m <= 0:
-                    return
-                h = h[:m] * _MULT + self.ids[n - 1:n - 1 + m]
-                if n in sizes:
-                    yield n, h
+        """The hash of every n-gram, in order: a polynomial over the ids. All sizes up to
+        `LONGEST` (or n, if larger) come from one pass, one vector multiply-add per size."""
+        if self._grams is None:
+            self._grams = [self.ids]
+        if len(self._grams) < n:
+            h = self._grams[-1]
+            with np.errstate(over="ignore"):
+                for k in range(len(self._grams), min(max(n, self.LONGEST), len(self.ids))):
+                    h = h[:-1] * _MULT + self.ids[k:]
+                    self._grams.append(h)
+        return self._grams[n - 1] if n <= len(self._grams) else np.zeros(0, dtype=np.uint64)
 
 
 def truncated(finish_reason: str | None, extracted: str | None) -> str | None:
@@ -158,8 +157,8 @@ def repetition(text: str, ngram: int = 8, count: int = 5, words: Words | None = 
 def _plainly_english(text: str, words: Words) -> bool:
     if not text.isascii() and _NON_ASCII_LETTER_RE.search(text):  # an accent or another script: ask the identifier
         return False
-    alpha = [w for w in words.words if w.isalpha()]
-    return bool(alpha) and sum(w in _EN_FUNCTION for w in alpha) >= 0.15 * len(alpha)
+    n_alpha = sum(map(str.isalpha, words.words))  # numbers are not words here
+    return n_alpha > 0 and int(np.isin(words.ids, _EN_FUNCTION_IDS).sum()) >= 0.15 * n_alpha
 
 
 def language(text: str, target: str, min_share: float = 0.9, words: Words | None = None) -> str | None:
