@@ -1,4 +1,4 @@
-"""BM25 over a sparse matrix of precomputed term weights — rank-bm25's BM25Okapi, fast.
+"""BM25 over column-wise precomputed term weights — rank-bm25's BM25Okapi, fast, at any size.
 
 Scoring is exactly rank-bm25's `BM25Okapi` (tested against it on the same tokens):
 
@@ -9,11 +9,34 @@ Scoring is exactly rank-bm25's `BM25Okapi` (tested against it on the same tokens
 
 rank-bm25 loops over every document in Python per query term. Here the per-(document,
 term) weight is computed once at build time and stored column-wise (CSC: for each term,
-the documents containing it and their weights), so a query is a gather of a few columns;
-a batch of queries is one sparse x dense matrix product per cache-sized block, answered
-as FAISS answers, (positions, scores) arrays (`search_arrays`). That is the same
-idea as bm25s ("eager" scoring); owning the few lines keeps the scores identical to the
-reference and the files pickle-free (`.npy` arrays and a JSON vocabulary).
+the documents containing it, ascending, and their float64 weights), so a query only reads
+its terms' postings. That is the same idea as bm25s ("eager" scoring); owning the few
+lines keeps the scores identical to the reference and the files pickle-free (`.npy`
+arrays and a JSON vocabulary).
+
+Building never holds a token list: documents are tokenized a few megabytes of text at a
+time, as one joined string split once (a separator word that lower-cased text cannot
+contain marks where each document ends) and mapped word -> term id through one dict
+lookup per word (stopword filtering and stemming happen once per distinct word). Each
+slice becomes (document x term) counts at once (scipy's C sum of duplicates), and the
+slices' rows are turned term-major with scipy's counting sort. The weights are computed
+in blocks of postings so the temporaries stay small.
+
+Queries take one of two roads, whichever a cost model (`COST_ACCUMULATE`,
+`COST_PRODUCT_PER_DOC`) says is cheaper for a block of queries; both add the same weights
+in the same order (terms by id) and select the same top k (score desc, then position), so
+they return identical results (tested):
+
+- small corpora (Cranfield, 1,400 documents): a block of queries sized to keep its dense
+  score matrix in cache is one sparse x dense product, then the k-th value of each row.
+- larger ones (from a few thousand documents): term at a time into one reused float64
+  accumulator per thread (`acc[docs] += weights`: a term's documents are distinct), then
+  the top k among the touched documents only, and only those are reset. A query touching
+  10^5 postings of 10^6 documents costs ~10^5 operations instead of a pass over 10^6
+  scores (the product's dense row per query); bench/bm25_scale.py measures it within
+  ~10% of bare numpy doing only that work at 10^6 documents.
+
+Results come as FAISS answers, (positions, scores) arrays (`search_arrays`).
 
 Tokenizer: lowercase word characters, a built-in English stopword list, Snowball (Porter 2)
 stemming via PyStemmer — no downloaded data.
@@ -27,6 +50,7 @@ import re
 import typing
 from collections import Counter
 from dataclasses import dataclass
+from itertools import chain, compress, islice, pairwise, repeat
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +86,10 @@ _ASCII_NONWORD = bytes(
     c if (chr(c).isalnum() or c in b"_'") and c < 128 else 32 for c in range(256)
 )
 _TWO_APOSTROPHES = re.compile(r"'\w+'")
-_SEP_WORD = "qqqsepqqq"  # lower-case, matched whole by _TOKEN_RE
-_QUERY_SEP = f" {_SEP_WORD} "
+# Joins lower-cased documents or queries before one word split: upper-case, so no
+# lower-cased text contains it, and all word characters, so the split keeps it whole.
+_SEP_WORD = "QQSEPQQ"
+_SEP = f" {_SEP_WORD} "
 
 
 def words(text: str) -> list[str]:
@@ -118,7 +144,9 @@ class Tokenizer:
         if stem:
             import Stemmer
 
-            self._stemmer = Stemmer.Stemmer("english")
+            # no PyStemmer cache (its default keeps 10,000 words): every caller memoises,
+            # and the cache's upkeep costs 3x the stemming of a word
+            self._stemmer = Stemmer.Stemmer("english", 0)
         self._memo: dict[str, str] = {}
 
     def __call__(self, text: str) -> list[str]:
@@ -137,9 +165,102 @@ class Tokenizer:
     def many(self, texts: list[str]) -> list[list[str]]:
         return [self(t) for t in texts]
 
+    def terms(self, words_: list[str]) -> list[str | None]:
+        """The term of each word as `words` returns them from lower-cased text (what
+        ``self(word)`` holds), None for a stopword; one stemmer call for the list."""
+        stems = words_ if self._stemmer is None else self._stemmer.stemWords(words_)
+        stop = self.stopwords
+        return [None if w in stop else s for w, s in zip(words_, stems)]
+
+
+_MISSING = -3  # a term id no table holds: marks the words to look up the slow way
+
+
+def _lookup(items: list, table: dict, assign) -> np.ndarray:
+    """``table[item]`` for every item, as int32. The items the table lacks, in order of
+    first appearance (so term ids are deterministic), go to ``assign(new_items)`` in one
+    call, which returns their ids; they are stored."""
+    ids = np.fromiter(map(table.get, items, repeat(_MISSING)), dtype=np.int32, count=len(items))
+    miss = ids == _MISSING
+    if miss.any():
+        missing = list(compress(items, miss.tolist()))
+        new = list(dict.fromkeys(missing))
+        table.update(zip(new, assign(new)))
+        ids[miss] = list(map(table.__getitem__, missing))
+    return ids
+
+
+def _slices(sizes: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive (lo, hi) ranges of items whose sizes add up to about `budget` each."""
+    ends = np.cumsum(sizes)
+    cuts = np.searchsorted(ends, np.arange(budget, int(ends[-1]) if len(ends) else 0, budget), side="right")
+    bounds = sorted(set([0, *cuts.tolist(), len(sizes)]))
+    return list(pairwise(bounds))
+
+
+class _Postings:
+    """(document x term) counts gathered a slice of documents at a time, then turned
+    term-major. Holds int32 arrays only, never the tokens."""
+
+    def __init__(self) -> None:
+        self.terms: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self.row_nnz: list[np.ndarray] = []
+        self.doc_len: list[np.ndarray] = []
+
+    def add(self, term_ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> None:
+        """`term_ids` of consecutive documents (none dropped), `lengths` their token counts."""
+        from scipy.sparse import csr_matrix
+
+        indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        m = csr_matrix((np.ones(len(term_ids), dtype=np.int32), term_ids, indptr), shape=(len(lengths), max(n_terms, 1)))
+        m.sum_duplicates()  # sorts each row's terms and adds up repeats: tf per (document, term)
+        self.terms.append(m.indices.astype(np.int32, copy=False))
+        self.counts.append(m.data)
+        self.row_nnz.append(np.diff(m.indptr))
+        self.doc_len.append(np.asarray(lengths, dtype=np.float64))
+
+    def by_term(self, n_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr over terms, document ids, tf, document lengths); documents ascending
+        within each term."""
+        from scipy.sparse import csr_matrix
+
+        doc_len = np.concatenate(self.doc_len) if self.doc_len else np.zeros(0)
+        n = len(doc_len)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        if n:
+            np.cumsum(np.concatenate(self.row_nnz), out=indptr[1:])
+        terms = np.concatenate(self.terms) if self.terms else np.zeros(0, dtype=np.int32)
+        counts = np.concatenate(self.counts) if self.counts else np.zeros(0, dtype=np.int32)
+        self.terms, self.counts, self.row_nnz, self.doc_len = [], [], [], []
+        rows = csr_matrix((counts, terms, indptr), shape=(n, n_terms))
+        del terms, counts
+        cols = rows.tocsc()  # scipy's counting sort: O(postings + terms), stable in document order
+        del rows
+        return cols.indptr.astype(np.int64), cols.indices.astype(np.int32, copy=False), cols.data, doc_len
+
 
 class BM25Index:
     """Sparse BM25 over a fixed list of documents (rows = positions 0..n-1)."""
+
+    # Text tokenized per slice when building: big enough that the per-slice numpy and
+    # scipy calls cost nothing, small enough that a slice's words list stays small.
+    BUILD_SLICE_CHARS = 1 << 22
+
+    # The road of a block of queries is the cheaper by this model (ns; measured with
+    # bench/bm25_scale.py's synthetic corpora at 10^3..10^6 documents and bench/bm25.py's
+    # Cranfield): the accumulator pays per query, per query term and per posting read;
+    # the product pays for a dense score row per query (twice as much when the rows are
+    # not kept dense). Cranfield (1,400 documents, ~9 terms a query) stays on the product,
+    # 10^4+ documents take the accumulator.
+    COST_ACCUMULATE = {"query": 25_000, "term": 4_000, "posting": 15}
+    COST_PRODUCT_PER_DOC = {"dense": 13, "sparse": 25}
+    # Below this many documents a block of queries is what one product keeps in cache
+    # (~1 MB of scores, 8+ queries); from it on, up to 256 queries are tokenized together
+    # (the per-block costs spread thin) and a product, if chosen, takes them a slice at a time.
+    SMALL_CORPUS_DOCS = 1 << 14
+    PRODUCT_SCORES = 1 << 17  # 1 MB of float64 scores
 
     def __init__(self, config: BM25Config | None = None) -> None:
         self.config = config or BM25Config()
@@ -149,82 +270,114 @@ class BM25Index:
         self.indptr = np.zeros(1, dtype=np.int64)  # CSC over terms
         self.doc_ids = np.zeros(0, dtype=np.int32)
         self.weights = np.zeros(0, dtype=np.float64)
+        self._reset_caches()
+
+    def _reset_caches(self) -> None:
         self._word_cache: dict[str, int] | None = None
         self._matrix = None
         self._dense: np.ndarray | None = None
         self._negative: bool | None = None
+        # zeroed accumulators, one per thread in flight (list.pop/append are atomic)
+        self._accumulators: list[np.ndarray] = []
 
     # ---- building -------------------------------------------------------------------
     def fit(self, texts: list[str]) -> "BM25Index":
-        return self.fit_tokens(self.tokenizer.many(texts))
-
-    def fit_tokens(self, corpus: list[list[str]]) -> "BM25Index":
-        cfg = self.config
-        n = len(corpus)
+        """Index `texts`; the same index as ``fit_tokens(self.tokenizer.many(texts))``."""
         vocab: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        tfs: list[int] = []
-        doc_len = np.zeros(n, dtype=np.float64)
-        for d, toks in enumerate(corpus):
-            doc_len[d] = len(toks)
-            counts: dict[int, int] = {}
-            for t in toks:
-                tid = vocab.setdefault(t, len(vocab))
-                counts[tid] = counts.get(tid, 0) + 1
-            rows.extend([d] * len(counts))
-            cols.extend(counts.keys())
-            tfs.extend(counts.values())
-        rows_a = np.asarray(rows, dtype=np.int64)
-        cols_a = np.asarray(cols, dtype=np.int64)
-        tf = np.asarray(tfs, dtype=np.float64)
-        df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float64)
+        # word -> term id (-1 stopword, -2 the separator): stems each distinct word once
+        word_ids: dict[str, int] = {_SEP_WORD: -2}
+
+        def new_words(new: list[str]) -> list[int]:
+            return [-1 if t is None else vocab.setdefault(t, len(vocab)) for t in self.tokenizer.terms(new)]
+
+        postings = _Postings()
+        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        for lo, hi in _slices(sizes + 1, self.BUILD_SLICE_CHARS):
+            joined = _SEP.join(map(str.lower, texts[lo:hi]))
+            if joined.isascii() and "'" not in joined:
+                slice_words = words(joined)
+            else:  # one odd document must not send the whole slice down words()'s slow road
+                slice_words = list(chain.from_iterable(words(t) + [_SEP_WORD] for t in joined.split(_SEP)))
+                slice_words.pop()
+            del joined
+            t = _lookup(slice_words, word_ids, new_words)
+            del slice_words
+            doc = np.cumsum(t == -2)  # document (within the slice) of every word
+            keep = t >= 0
+            postings.add(t[keep], np.bincount(doc[keep], minlength=hi - lo), len(vocab))
+        return self._finish(vocab, postings)
+
+    def fit_tokens(self, corpus: list[list[str]]) -> "BM25Index":  # noqa: V105 (public: callers with their own tokens)
+        """Index documents given as their terms."""
+        vocab: dict[str, int] = {}
+        postings = _Postings()
+        sizes = np.fromiter(map(len, corpus), dtype=np.int64, count=len(corpus))
+        for lo, hi in _slices(sizes + 1, self.BUILD_SLICE_CHARS // 8):
+            flat = list(chain.from_iterable(corpus[lo:hi]))
+            postings.add(_lookup(flat, vocab, lambda new: range(len(vocab), len(vocab) + len(new))), sizes[lo:hi], len(vocab))
+        return self._finish(vocab, postings)
+
+    def _finish(self, vocab: dict[str, int], postings: _Postings) -> "BM25Index":
+        cfg = self.config
+        indptr, doc_ids, tf, doc_len = postings.by_term(len(vocab))
+        n = len(doc_len)
+        df = np.diff(indptr).astype(np.float64)
         idf = np.log(n - df + 0.5) - np.log(df + 0.5)
         if len(idf):
             floor = cfg.epsilon * (idf.sum() / len(idf))
             idf = np.where(idf < 0, floor, idf)
         avgdl = doc_len.sum() / n if n else 0.0
         norm = cfg.k1 * (1 - cfg.b + cfg.b * doc_len / avgdl) if avgdl > 0 else np.full(n, cfg.k1)
-        w = idf[cols_a] * tf * (cfg.k1 + 1) / (tf + norm[rows_a])
-        order = np.lexsort((rows_a, cols_a))
+        del doc_len
+        # float64: the same sums, in the same precision, as rank-bm25; computed a block of
+        # terms at a time so the temporaries stay a few tens of MB
+        weights = np.empty(len(doc_ids), dtype=np.float64)
+        t0, n_terms, block = 0, len(vocab), 1 << 21
+        while t0 < n_terms:
+            t1 = max(t0 + 1, int(np.searchsorted(indptr, indptr[t0] + block, side="right")) - 1)
+            t1 = min(t1, n_terms)
+            lo, hi = int(indptr[t0]), int(indptr[t1])
+            f = tf[lo:hi].astype(np.float64)
+            # grouped as rank-bm25 groups it: idf * (tf * (k1 + 1) / (tf + norm))
+            weights[lo:hi] = np.repeat(idf[t0:t1], np.diff(indptr[t0:t1 + 1])) * (
+                f * (cfg.k1 + 1) / (f + norm[doc_ids[lo:hi]]))
+            t0 = t1
         self.vocab = vocab
         self.n_docs = n
-        self.doc_ids = rows_a[order].astype(np.int32)
-        self.weights = w[order]  # float64: the same sums, in the same precision, as rank-bm25
-        self.indptr = np.concatenate([[0], np.cumsum(df.astype(np.int64))])
-        self._word_cache = None
-        self._matrix = None
-        self._dense = None
-        self._negative = None
+        self.indptr = indptr
+        self.doc_ids = doc_ids
+        self.weights = weights
+        self._reset_caches()
         return self
 
     # ---- scoring --------------------------------------------------------------------
     def _term_ids(self, text: str) -> list[int]:
         """The vocabulary id of each word of `text` (lower-cased): -1 for a word outside
-        the vocabulary or a stopword, -2 for the batch separator; memoised per word."""
+        the vocabulary or a stopword, -2 for the separator; memoised per word."""
         cache = self._word_ids
         cache[_SEP_WORD] = -2
         qwords = words(text)
         tids = list(map(cache.get, qwords))
         if None in tids:
-            for i, w in enumerate(qwords):
-                if tids[i] is None:
-                    terms = self.tokenizer(w)
-                    tids[i] = cache[w] = self.vocab.get(terms[0], -1) if terms else -1
+            new = list(dict.fromkeys(w for w, t in zip(qwords, tids) if t is None))
+            cache.update(zip(new, (-1 if t is None else self.vocab.get(t, -1) for t in self.tokenizer.terms(new))))
+            tids = list(map(cache.__getitem__, qwords))
         return tids
 
     def _term_counts(self, query: str) -> dict[int, int]:
         """Query term ids (in the vocabulary) with their counts."""
         counts = Counter(self._term_ids(query.lower()))
         counts.pop(-1, None)
-        counts.pop(-2, None)  # the batch separator word, if a query happens to contain it
         return counts
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document (float64, like rank-bm25's get_scores)."""
+        return self._scores(sorted(self._term_counts(query).items()))
+
+    def _scores(self, counts: list[tuple[int, int]]) -> np.ndarray:
         out = np.zeros(self.n_docs, dtype=np.float64)
-        # terms in id order: the same additions, in the same order, as the batch product
-        for tid, c in sorted(self._term_counts(query).items()):
+        # terms in id order: the same additions, in the same order, as search_arrays
+        for tid, c in counts:
             lo, hi = self.indptr[tid], self.indptr[tid + 1]
             out[self.doc_ids[lo:hi]] += c * self.weights[lo:hi]
         return out
@@ -242,31 +395,53 @@ class BM25Index:
             out.append(list(zip(prow[:m], srow[:m])))
         return out
 
+    def _accumulate_pays(self, n_queries: int, terms: np.ndarray | list[int]) -> bool:
+        """Whether the accumulator beats the product for `n_queries` queries holding the
+        term ids `terms` (repeats across queries counted)."""
+        c = self.COST_ACCUMULATE
+        dense = len(self.vocab) * self.n_docs <= self.DENSE_ROWS_LIMIT
+        product = n_queries * self.n_docs * self.COST_PRODUCT_PER_DOC["dense" if dense else "sparse"]
+        acc = n_queries * c["query"] + len(terms) * c["term"]
+        if acc >= product:  # small corpora: decided without reading the postings' sizes
+            return False
+        terms = np.asarray(terms, dtype=np.int64)
+        return acc + int((self.indptr[terms + 1] - self.indptr[terms]).sum()) * c["posting"] < product
+
     def search_arrays(self, queries: list[str], k: int = 10, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of a batch of queries as FAISS returns them: (positions, scores), both
         (len(queries), k), best first, ties by position; -1 / 0.0 past a query's results.
 
         A block of queries is tokenized in one pass and scored with one sparse x dense
-        product; blocks are sized so their score matrix stays in cache (~1 MB) and run
-        on `threads` threads (default: the CPUs, at most 4; numpy and scipy release the
-        GIL for the heavy parts). Results do not depend on the blocking or the threads."""
+        product or term at a time through an accumulator, whichever the cost model says
+        is cheaper; blocks are sized so a product's score matrix stays in cache (~1 MB)
+        and run on `threads` threads (default: the CPUs, at most 4; numpy and scipy
+        release the GIL for the heavy parts). Results do not depend on the road, the
+        blocking or the threads."""
         n, nq = self.n_docs, len(queries)
         k = max(0, min(k, n))
         if nq == 0 or k == 0:
             return np.full((nq, k), -1, dtype=np.int64), np.zeros((nq, k))
         if nq == 1:
-            # One query: gather its few terms' postings (a small part of the index) rather
-            # than tokenize a block; the same additions in the same order, the same top k.
-            scores = self.scores(queries[0])[None, :]
+            # One query: its few terms' postings (a small part of the index) rather than a
+            # tokenized block; the same additions in the same order, the same top k.
+            counts = sorted(self._term_counts(queries[0]).items())
+            terms = [t for t, _ in counts]
+            if self._accumulate_pays(1, terms):
+                from scipy.sparse import csr_matrix
+
+                qm = csr_matrix((np.array([c for _, c in counts], dtype=np.float64), terms, [0, len(terms)]),
+                                shape=(1, len(self.vocab)))
+                return self._accumulate(qm, k)
+            scores = self._scores(counts)[None, :]
             if self._negative_weights:
                 scores[scores == 0] = -np.inf
             return self._select(scores, k)
-        block = max(8, min(512, (1 << 17) // n))
-        blocks = [queries[b0:b0 + block] for b0 in range(0, nq, block)]
         if threads is None:
             threads = min(4, os.cpu_count() or 1)
+        block = self._product_rows if n < self.SMALL_CORPUS_DOCS else max(1, min(256, -(-nq // threads)))
+        blocks = [queries[b0:b0 + block] for b0 in range(0, nq, block)]
         if threads > 1 and len(blocks) > 1:
-            self._dense_rows()  # built once here, not raced for by the threads
+            self._dense_rows()  # built once here (if the corpus is small), not raced for by the threads
             parts = list(_pool(threads).map(lambda qs: self._search_block(qs, k), blocks))
         else:
             parts = [self._search_block(qs, k) for qs in blocks]
@@ -275,42 +450,88 @@ class BM25Index:
         return np.concatenate([p for p, _ in parts]), np.concatenate([s_ for _, s_ in parts])
 
     def _search_block(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top k of a block of queries. The whole block is tokenized in one word-split pass
+        and one dict lookup pass: a separator word between queries marks where each ends,
+        so tokenizing runs no Python code per query or per word."""
         from scipy.sparse import csr_matrix
 
         nq, nv = len(queries), len(self.vocab)
-        # Tokenize the whole block in one word-split pass and one dict lookup pass: a
-        # separator word between queries (kept by the split, produced by nothing else)
-        # marks where each query ends, so no Python code runs per query or per word.
-        joined = _QUERY_SEP.join(queries).lower()
-        if joined.count(_SEP_WORD) != nq - 1:  # a query contains the separator word itself
-            parts = [self._search_block_each([q], k) for q in queries]
-            return np.concatenate([p for p, _ in parts]), np.concatenate([s_ for _, s_ in parts])
-        t = np.asarray(self._term_ids(joined), dtype=np.int64)
+        t = np.asarray(self._term_ids(_SEP.join(map(str.lower, queries))), dtype=np.int64)
         qidx = np.cumsum(t == -2)  # query number of every word
         keep = t >= 0
         keys, counts = np.unique(qidx[keep] * nv + t[keep], return_counts=True)
         if len(keys) == 0:
             return np.full((nq, k), -1, dtype=np.int64), np.zeros((nq, k))
         # (query, term) -> count as a CSR matrix; np.unique sorted it by query, then term
-        rows_q = keys // nv
-        indptr = np.searchsorted(rows_q, np.arange(nq + 1))
+        indptr = np.searchsorted(keys // nv, np.arange(nq + 1))
         qm = csr_matrix((counts.astype(np.float64), keys % nv, indptr), shape=(nq, nv))
-        return self._top_k(qm, k)
+        if self._accumulate_pays(nq, qm.indices):
+            return self._accumulate(qm, k)
+        step = self._product_rows
+        if nq <= step:
+            return self._top_k(qm, k)
+        parts = [self._top_k(qm[r0:r0 + step], k) for r0 in range(0, nq, step)]
+        return np.concatenate([p for p, _ in parts]), np.concatenate([s_ for _, s_ in parts])
 
-    def _search_block_each(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        from scipy.sparse import csr_matrix
+    @property
+    def _product_rows(self) -> int:
+        """Queries per product: a (queries x documents) score matrix of PRODUCT_SCORES
+        float64s, which stays in cache; at least 8 (the per-product costs)."""
+        return max(8, min(512, self.PRODUCT_SCORES // max(self.n_docs, 1)))
 
-        indptr, indices, data = [0], [], []
-        for q in queries:
-            counts = self._term_counts(q)
-            indices.extend(counts.keys())
-            data.extend(counts.values())
-            indptr.append(len(indices))
-        if not indices:
-            return np.full((len(queries), k), -1, dtype=np.int64), np.zeros((len(queries), k))
-        qm = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64),
-                         np.asarray(indptr, dtype=np.int64)), shape=(len(queries), len(self.vocab)))
-        return self._top_k(qm, k)
+    def _accumulate(self, qm, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top k of each query row of `qm` (query x term counts, terms ascending), term at
+        a time: the additions of the product, restricted to the documents touched."""
+        nq = qm.shape[0]
+        positions = np.full((nq, k), -1, dtype=np.int64)
+        top = np.zeros((nq, k))
+        acc = self._accumulators.pop() if self._accumulators else np.zeros(self.n_docs)
+        doc_ids, weights, negative = self.doc_ids, self.weights, self._negative_weights
+        terms = zip(self.indptr[qm.indices].tolist(), self.indptr[qm.indices + 1].tolist(), qm.data.tolist())
+        for i, (a, b) in enumerate(pairwise(qm.indptr.tolist())):
+            touched = []
+            for lo, hi, c in islice(terms, b - a):
+                ids = doc_ids[lo:hi]
+                # c * w as the product adds it (1.0 * w is w: skip the multiply)
+                acc[ids] += weights[lo:hi] if c == 1 else c * weights[lo:hi]
+                touched.append(ids)
+            if not touched:
+                continue
+            ids = np.concatenate(touched) if len(touched) > 1 else touched[0]
+            s = acc[ids]
+            acc[ids] = 0  # only what this query touched: the accumulator is zero again
+            docs, vals = self._top_touched(ids, s, k, len(touched), negative)
+            positions[i, :len(docs)] = docs
+            top[i, :len(docs)] = vals
+        self._accumulators.append(acc)
+        return positions, top
+
+    @staticmethod
+    def _top_touched(ids: np.ndarray, s: np.ndarray, k: int, n_terms: int,
+                     negative: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Top k (score desc, then position) of the touched documents `ids` with their
+        scores `s`, as `_select` picks them; a document touched by several terms appears
+        once per term, always with its one score."""
+        if negative:
+            s[s == 0] = -np.inf  # as _select: a 0 is no result even when others are below it
+        # Each document appears at most n_terms times, so the k * n_terms largest entries
+        # hold at least k distinct documents: the k-th best document scores at least the
+        # smallest of them, and every entry at or above it (ties included) is a candidate.
+        m = min(len(s), k * n_terms)
+        if m < len(s):
+            keep = s >= np.partition(s, len(s) - m)[len(s) - m]
+            ids, s = ids[keep], s[keep]
+        order = np.lexsort((ids, -s))
+        ids, s = ids[order], s[order]
+        if n_terms > 1:  # a document's copies carry one score, so they are now adjacent
+            first = np.empty(len(ids), dtype=bool)
+            first[0] = True
+            np.not_equal(ids[1:], ids[:-1], out=first[1:])
+            ids, s = ids[first], s[first]
+        ids, s = ids[:k], s[:k]
+        # 0 (no result) and -inf sort after every result: the results are a prefix
+        n_ok = len(s) - int(np.count_nonzero((s == 0) | (s == -np.inf)))
+        return ids[:n_ok], s[:n_ok]
 
     def _top_k(self, qm, k: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self._dense_rows()

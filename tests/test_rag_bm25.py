@@ -1,4 +1,5 @@
-"""BM25 scores equal rank-bm25's BM25Okapi on the same tokens; batch == single; files load."""
+"""BM25 scores equal rank-bm25's BM25Okapi on the same tokens; batch == single; both query roads
+(product, accumulator) and every build slicing give the same results; files load."""
 
 from __future__ import annotations
 
@@ -44,6 +45,39 @@ def test_scores_and_ranking_match_rank_bm25_on_cranfield(cranfield):
     sparse = BM25Index().fit_tokens(corpus)
     sparse.DENSE_ROWS_LIMIT = 0
     assert sparse.search_many(queries, k=10) == results and sparse._dense is None
+    # the accumulator road (large corpora) returns the very same lists, one query or many
+    acc = on_road(BM25Index().fit_tokens(corpus), "accumulator")
+    assert acc.search_many(queries, k=10, threads=1) == results
+    assert acc.search_many(queries, k=10, threads=2) == results
+    assert [acc.search(q, k=10) for q in queries[:10]] == results[:10]
+    # large-corpus blocking (256 queries tokenized together, a product taking 8 at a time)
+    sliced = on_road(BM25Index().fit_tokens(corpus), "product")
+    sliced.SMALL_CORPUS_DOCS, sliced.PRODUCT_SCORES = 0, 1
+    assert sliced.search_many(queries, k=10, threads=1) == results
+
+
+def on_road(index: BM25Index, road: str) -> BM25Index:
+    """`index` with its cost model set so every block of queries takes `road`."""
+    if road == "accumulator":
+        index.COST_ACCUMULATE = {"query": 0, "term": 0, "posting": 0}
+    else:
+        index.COST_PRODUCT_PER_DOC = {"dense": 0, "sparse": 0}
+    return index
+
+
+def test_building_from_texts_equals_building_from_tokens_in_any_slicing(cranfield):
+    docs, queries = cranfield
+    docs = docs[:150] + ["", "the of and", "Ünïcode wörds, rock'n'roll isn't 'quoted'", "qqsepqq QQSEPQQ wing"]
+    from_tokens = BM25Index().fit_tokens(Tokenizer().many(docs))
+    for chars in (BM25Index.BUILD_SLICE_CHARS, 300, 1):
+        bm = BM25Index()
+        bm.BUILD_SLICE_CHARS = chars
+        bm.fit(docs)
+        assert bm.vocab == from_tokens.vocab and bm.n_docs == len(docs)
+        for name in ("indptr", "doc_ids", "weights"):
+            np.testing.assert_array_equal(getattr(bm, name), getattr(from_tokens, name))
+    # the separator word is nobody's word: lower-cased, it is an ordinary term
+    assert [p for p, _ in bm.search("QQSEPQQ", 10)] == [len(docs) - 1]
 
 
 words = st.sampled_from(["wing", "wings", "lift", "drag", "flow", "the", "shock", "heat", "slab", "mach"])
@@ -62,6 +96,23 @@ def test_matches_rank_bm25_including_negative_idf_floor(corpus, query):
         return  # rank-bm25 divides by zero on an all-empty corpus
     ours = BM25Index().fit_tokens(toks)
     np.testing.assert_allclose(ours.scores(query), BM25Okapi(toks).get_scores(tok(query)), rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(corpus=st.lists(st.lists(words, max_size=12).map(" ".join), min_size=1, max_size=12),
+       queries=st.lists(st.lists(words, max_size=5).map(" ".join), min_size=1, max_size=6),
+       k=st.integers(1, 6))
+def test_accumulator_and_product_roads_return_identical_results(corpus, queries, k):
+    """Ties, repeated query words, queries matching nothing, negative idf (the epsilon
+    floor of words in most documents): the two roads pick the same top k, in the same order."""
+    product = on_road(BM25Index().fit(corpus), "product")
+    accumulator = on_road(BM25Index().fit(corpus), "accumulator")
+    for threads in (1, 2):
+        got = accumulator.search_arrays(queries, k, threads=threads)
+        want = product.search_arrays(queries, k, threads=threads)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    assert [accumulator.search(q, k) for q in queries] == [product.search(q, k) for q in queries]
 
 
 def test_tokenizer_stems_and_drops_stopwords_without_downloads():
