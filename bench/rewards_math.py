@@ -2,9 +2,11 @@
 
 1. Conformance: every hand-labeled corpus under data/conformance/math/ (Math-Verify's own
    test pairs, GSM8K completions in everyday model styles, other graders' documented edge
-   cases) and data/fixtures/math_equivalence.jsonl, judged by assay default, assay lenient,
-   Math-Verify with its defaults and open-r1's accuracy_reward settings: agreement with
-   the labels on unambiguous rows, false positives and false negatives.
+   cases, unmarked final statements and retracted answers, a red team built to earn credit
+   without committing to the gold) and data/fixtures/math_equivalence.jsonl, judged by
+   assay default, assay lenient, Math-Verify with its defaults and open-r1's
+   accuracy_reward settings: agreement with the labels on unambiguous rows, false
+   positives and false negatives.
 2. GSM8K test and MATH-500 gold answers reformatted as completions three ways (boxed,
    GSM8K `####`, prose "The answer is ...") and judged against their own gold: throughput
    of each tool (answers/s) and agreement between them; every disagreement is printed with
@@ -51,6 +53,8 @@ CORPORA = {
     "math-verify tests": ROOT / "data" / "conformance" / "math" / "mathverify_tests.jsonl",
     "gsm8k styles": ROOT / "data" / "conformance" / "math" / "gsm8k_styles.jsonl",
     "edge cases": ROOT / "data" / "conformance" / "math" / "edge_cases.jsonl",
+    "unmarked/retracted": ROOT / "data" / "conformance" / "math" / "unmarked_and_retracted.jsonl",
+    "red team": ROOT / "data" / "conformance" / "math" / "red_team.jsonl",
     "assay fixtures": ROOT / "data" / "fixtures" / "math_equivalence.jsonl",
 }
 

@@ -66,7 +66,7 @@ def _fmt(v: Any) -> str:
 
 
 def _interval(bounds: list[float] | None) -> str:
-    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "–"
+    return "[{:.4f}, {:.4f}]".format(*bounds) if bounds else "–"  # an interval, not a passage number
 
 
 def markdown_report(summary: dict, recs: list[dict], description: str = "") -> str:

@@ -2,10 +2,12 @@
 
 Three steps, cheapest first:
 
-1. **Extract** the final answer: the last ``\\boxed{...}`` (nested braces), else GSM8K's
-   ``#### N``, else "the answer is ...", else the text of ``<answer>...</answer>``, else (only
-   in lenient mode) the last number. Several *different* boxed answers are hedging and
-   score 0; an empty box scores 0.
+1. **Extract** the final answer (`rewards.math_extraction`): the last ``\\boxed{...}``
+   (nested braces), else GSM8K's ``#### N``, else "the answer is ...", else the text of
+   ``<answer>...</answer>``, else a bare answer, a concluding sentence or an unmarked final
+   statement, else (only in lenient mode) the last number; an answer taken back ("Actually
+   no, it's 43") is replaced by the one the completion ends with. Several *different* final
+   answers without a retraction are hedging and score 0; an empty box scores 0.
 2. **Normalize** both sides (``$``, ``\\text{}``, units, ``^\\circ``, ``%``, thousands
    separators, ``\\dfrac``, ``x = 5`` -> ``5``, multiple-choice letters) and decide on a
    **fast path** when possible: identical normalized strings, two exact numbers (compared
@@ -36,7 +38,8 @@ class MathConfig:
     """Options of the `math` reward (pass as keyword options)."""
 
     lenient: bool = False
-    """Fall back to the last number in the text when no marked answer is found."""
+    """Fall back to the last number in the text when no answer is found (not when the
+    completion ends on a question, a hedge, a negation or a supposition)."""
     timeout: float = 5.0
     """Seconds allowed per symbolic comparison; over time scores 0 with reason "timeout"."""
     workers: int | None = None
@@ -741,7 +744,9 @@ def score_math(
         ex = extract_answer(text, lenient=lenient)
         details = {"extracted": ex.answer, "method": ex.method, "gold": gold}
         if ex.answer is None:
-            results[i] = RewardResult(0.0, "no answer: nothing boxed or marked as the answer", details)
+            why = ("the stated answer was taken back and no other given" if ex.method == "retracted"
+                   else "nothing boxed or marked as the answer")
+            results[i] = RewardResult(0.0, f"no answer: {why}", details)
             continue
         if ex.answer.strip() == "":
             results[i] = RewardResult(0.0, "empty answer: empty box", details)

@@ -11,8 +11,8 @@ import rewards
 from rewards.conventions import (
     answer_block,
     blocks,
-    cited_passages,
     citations,
+    cited_passages,
     claim,
     information_block,
     information_passages,

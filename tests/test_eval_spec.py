@@ -59,7 +59,7 @@ def test_metric_options_reach_the_reward_and_the_score_cache_key(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text("data: d.jsonl\nprompt: {template: '{q}'}\nmetrics: [math]\n")
     cache = Cache(tmp_path / "cache.sqlite")
-    worked = "First I add the two.\nIt comes to 4 in the end"
+    worked = "First I add the two.\nThe shop sold 4 after lunch"
     strict = load_spec_suite(str(spec)).score_cached([worked], [{"q": "2+2", "answer": "4"}], cache)
     assert strict[0].score == 0.0  # unmarked lines of working commit to nothing in default mode
     spec.write_text("data: d.jsonl\nprompt: {template: '{q}'}\nmetrics: [math]\nmetric_options: {math: {lenient: true}}\n")

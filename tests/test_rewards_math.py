@@ -52,7 +52,10 @@ def test_lenient_mode_takes_the_last_number():
     assert extract_answer("maybe 7, no: 1,250", lenient=True).answer == "1,250"
     worked = "We add the parts first.\nThe shop's total comes to 1,250 after the discount"
     assert _score(worked, "1250", lenient=True).score == 1.0
-    assert _score(worked, "1250").score == 0.0  # several unmarked lines: nothing committed
+    assert _score(worked, "1250").score == 1.0  # issue 21: an unmarked final statement of a result commits
+    unstated = "We add the parts first.\nThe shop sold 1,250 after the discount"
+    assert _score(unstated, "1250", lenient=True).score == 1.0
+    assert _score(unstated, "1250").score == 0.0  # a number that states no result and no work: nothing committed
     assert _score("it is 1,250", "1250").score == 1.0  # one short line is its own answer
 
 
