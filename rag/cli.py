@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-unit", choices=["chars", "tokens"], default=None,
                    help="measure chunks in characters or embedder tokens (default chars)")
     p.add_argument("--embedder", default=None, help="sentence-transformers model (default all-MiniLM-L6-v2)")
+    p.add_argument("--embedder-backend", choices=["auto", "onnx-int8", "onnx", "torch"], default=None,
+                   help="how the embedder runs: ONNX Runtime int8 or fp32, or torch (sentence-transformers); "
+                   "default auto = onnx-int8 on CPU where the model supports it, else torch. An index keeps "
+                   "the backend it was built with (changing it needs --rebuild)")
     p.add_argument("--faiss", choices=["flat", "hnsw", "ivfpq"], default=None,
                    help="dense index type (default flat = exact)")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=None, help="embedding batch size (default 32)")
@@ -112,6 +116,7 @@ def _index(args: argparse.Namespace) -> int:
     config = dataclasses.replace(
         base, chunking=chunking, dense=dense,
         embedder=args.embedder or base.embedder,
+        encoder=args.embedder_backend or base.encoder,
         batch_size=args.batch_size or base.batch_size,
         use_embedding_cache=not args.no_cache and base.use_embedding_cache)
     from rag.qdrant_store import apply_arguments
@@ -125,6 +130,7 @@ def _index(args: argparse.Namespace) -> int:
     index = Index.build(args.paths, directory, config, progress=not args.quiet and not args.json,
                         rebuild=args.rebuild, lock_timeout=args.lock_timeout, embedder=embedder)
     stats = {**index.last_update, "index": str(directory), "backend": index.config.backend, "embedder": index.config.embedder,
+             "embedder_backend": index.config.encoder, "embedder_backend_reason": index.embedder.encoder_reason,
              "faiss": index.config.dense.kind, "total_documents": len(index.doc_ids), "total_chunks": len(index)}
     if ray_stats is not None:
         stats["ray"] = ray_stats

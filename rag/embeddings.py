@@ -45,6 +45,16 @@ def _slug(model_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("_")[:80] or "model"
 
 
+def variant_id(model_id: str, variant: str = "torch") -> str:
+    """The name vectors are kept under: the model, plus the encoder variant unless it is
+    torch (sentence-transformers itself, what every cache held before variants), e.g.
+    `all-MiniLM-L6-v2@onnx-int8`. Vectors of two variants never share a cache."""
+    from core.models import canonical_name
+
+    base = canonical_name(model_id) or model_id
+    return base if variant in (None, "", "torch") else f"{base}@{variant}"
+
+
 def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
 
@@ -64,11 +74,10 @@ class EmbeddingCache:
 
     MAX_SHARDS = 64  # beyond this many shards, they are merged into one on load
 
-    def __init__(self, root: str | os.PathLike, model_id: str) -> None:
-        from core.models import canonical_name
-
-        # a logical name and its hub id are the same model: one cache
-        self.dir = Path(root) / _slug(canonical_name(model_id) or model_id)
+    def __init__(self, root: str | os.PathLike, model_id: str, variant: str = "torch") -> None:
+        # a logical name and its hub id are the same model: one cache; each encoder variant its own
+        base, _, var = variant_id(model_id, variant).partition("@")
+        self.dir = Path(root) / (_slug(base) + (f"@{_slug(var)}" if var else ""))
         self._map: dict[bytes, np.ndarray] | None = None
 
     @property
@@ -217,16 +226,24 @@ class Embedder:
     """A sentence-transformers model, loaded on first use.
 
     `encode(texts)` returns an (n, d) float32 array of L2-normalized rows. With a cache,
-    only texts never embedded by this model before reach the model.
+    only texts never embedded by this model (and encoder variant) before reach the model.
+
+    `encoder` picks how the model runs (rag/onnx_encoder.py): `onnx-int8` (ONNX Runtime,
+    dynamic int8), `onnx` (ONNX Runtime, fp32), `torch` (sentence-transformers), or `auto`
+    (the default): onnx-int8 on CPU for a model whose export is supported, torch on a GPU or
+    for any other model (`encoder_reason` says why). The chosen variant is `encoder`; it is
+    part of the cache key and of an index's manifest, and queries use the same one.
     """
 
     def __init__(self, model: str = "all-MiniLM-L6-v2", *, batch_size: int = 32,
                  cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
-                 device: str | None = None) -> None:
+                 device: str | None = None, encoder: str | None = None) -> None:
         self.model_id = model
         self.batch_size = batch_size
         self.device = device
-        self.cache = EmbeddingCache(cache_dir or default_cache_dir(), model) if use_cache else None
+        self.encoder, self.encoder_reason = _choose_encoder(model, encoder, device)
+        self.cache = EmbeddingCache(cache_dir or default_cache_dir(), model, self.encoder) if use_cache else None
+        self._onnx: Any = None  # rag.onnx_encoder.OnnxEncoder, loaded on first use
         self._model: Any = None
         self._dim: int | None = None
         self._light: Any = None  # rag.query_encoder.LightQueryEncoder, False when not applicable
@@ -241,7 +258,22 @@ class Embedder:
         return self._model
 
     @property
+    def variant_id(self) -> str:
+        """`model@variant` (the model alone for torch): what the cache is keyed by."""
+        return variant_id(self.model_id, self.encoder)
+
+    def _onnx_encoder(self):
+        if self._onnx is None:
+            from core.models import resolve
+            from rag.onnx_encoder import OnnxEncoder
+
+            self._onnx = OnnxEncoder(resolve(self.model_id), self.encoder)
+        return self._onnx
+
+    @property
     def dim(self) -> int:
+        if self._dim is None and self.encoder != "torch":
+            self._dim = self._onnx_encoder().dim
         if self._dim is None:
             get = getattr(self.model, "get_embedding_dimension", None) or \
                 getattr(self.model, "get_sentence_embedding_dimension", None)
@@ -254,6 +286,8 @@ class Embedder:
 
     def _encode_model(self, texts: list[str], progress: bool) -> np.ndarray:
         self.model_calls += len(texts)
+        if self.encoder != "torch":
+            return self._onnx_encoder().encode(texts, self.batch_size)
         vecs = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=progress)
         return np.ascontiguousarray(vecs, dtype=np.float32)
@@ -291,7 +325,13 @@ class Embedder:
 
         While the model is not loaded, a mean-pooled BERT (the default all-MiniLM-L6-v2) runs
         in numpy instead (rag/query_encoder.py: the same vector to float32 rounding), so a
-        one-query search never imports torch or sentence-transformers."""
+        one-query search never imports torch or sentence-transformers.
+
+        With an ONNX encoder the query runs through the same ONNX graph as the documents
+        (int8 queries against int8 documents; bench/embedding.py measures the alternative)."""
+        if self.encoder != "torch":
+            self.model_calls += 1
+            return self._onnx_encoder().encode([query])[0]
         if self._model is None:
             light = self._light_encoder()
             if light is not None:
@@ -337,6 +377,19 @@ class Embedder:
         self.model_calls += 1
         norm = float(np.linalg.norm(vec))
         return np.ascontiguousarray(vec / norm if norm > 0 else vec, dtype=np.float32)
+
+
+def _choose_encoder(model: str, encoder: str | None, device: str | None) -> tuple[str, str]:
+    """(variant, reason) without importing torch or onnxruntime: only a local model folder
+    (an offline package or a path) is looked at, never the hub."""
+    from rag.onnx_encoder import choose_variant
+
+    if (encoder or "auto").strip().lower() == "torch":
+        return "torch", "requested"
+    from core.models import is_offline_copy, resolve
+
+    path = resolve(model) if is_offline_copy(model) or os.path.isdir(os.path.expanduser(model)) else None
+    return choose_variant(path, encoder, device)
 
 
 class _single_thread:

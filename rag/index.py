@@ -271,6 +271,8 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     if (not isinstance(manifest.get("version"), str) or not _VERSION_RE.match(manifest["version"])
             or not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("embedder"), dict)):
         raise _corrupt(path, "manifest lacks a valid version, config or embedder", directory)
+    # the encoder variant that built it; indexes from before variants were built by torch
+    manifest["config"].setdefault("encoder", manifest["embedder"].get("encoder") or "torch")
     return manifest
 
 
@@ -341,6 +343,10 @@ def _check_version_present(directory: Path, manifest: dict[str, Any]) -> None:
 class IndexConfig:
     embedder: str = "all-MiniLM-L6-v2"
     """Sentence-transformers model: logical name, hub id or path."""
+    encoder: str = "auto"
+    """How the embedder runs: onnx-int8, onnx, torch, or auto (onnx-int8 on CPU where the
+    model supports it, else torch). An index records the variant that built it (an index
+    written before variants: torch); its updates and queries use that one."""
     chunking: ChunkConfig = field(default_factory=ChunkConfig)
     """Chunk size, overlap and unit (chars or embedder tokens)."""
     dense: DenseConfig = field(default_factory=DenseConfig)
@@ -511,7 +517,9 @@ class Index:
             if embedder is not None and not _same_model(embedder.model_id, config.embedder):
                 raise IndexDirectoryError(f"embedder {embedder.model_id!r} does not match config.embedder {config.embedder!r}")
             empty = _index_class(config.backend)(directory, config, {}, [], [], np.zeros((0, 0), np.float32),
-                        DenseIndex(config.dense), BM25Index(config.bm25), embedder)
+                        DenseIndex(config.dense), BM25Index(config.bm25))
+            if embedder is not None:
+                empty.embedder = embedder  # checks and records its encoder variant
             empty.lock_timeout = lock_timeout
             empty.update(sources, progress=progress, _fresh=True)
             return empty
@@ -564,7 +572,9 @@ class Index:
         if not (len(chunks) == len(vectors) == len(dense) == bm25.n_docs):
             raise _corrupt(vdir, f"inconsistent index version (chunks {len(chunks)}, vectors {len(vectors)}, "
                                  f"faiss {len(dense)}, bm25 {bm25.n_docs})", directory)
-        index = cls(directory, config, manifest, chunks, docs, vectors, dense, bm25, embedder)
+        index = cls(directory, config, manifest, chunks, docs, vectors, dense, bm25)
+        if embedder is not None:
+            index.embedder = embedder  # checks its encoder variant against the index's
         index._verified = hashed
         return index
 
@@ -572,6 +582,9 @@ class Index:
         if not _same_model(config.embedder, self.config.embedder):
             raise IndexDirectoryError(f"{self.directory}: index was built with embedder {self.config.embedder!r}, "
                               f"not {config.embedder!r}; rebuild it (--rebuild) or use another directory")
+        if config.encoder not in ("auto", self.config.encoder) and self.config.encoder != "auto":
+            raise IndexDirectoryError(f"{self.directory}: index was built with embedder backend {self.config.encoder!r}, "
+                                      f"not {config.encoder!r}; rebuild it (--rebuild) or use another directory")
         if config.backend != self.config.backend:
             raise IndexDirectoryError(f"{self.directory}: index was built with backend {self.config.backend!r}, "
                                       f"not {config.backend!r}; rebuild it (--rebuild) or use another directory")
@@ -599,12 +612,17 @@ class Index:
         if self._embedder is None:
             cfg = self.config
             self._embedder = Embedder(cfg.embedder, batch_size=cfg.batch_size, cache_dir=cfg.embedding_cache,
-                                      use_cache=cfg.use_embedding_cache)
+                                      use_cache=cfg.use_embedding_cache, encoder=cfg.encoder)
+            self.config = dataclasses.replace(cfg, encoder=self._embedder.encoder)
         return self._embedder
 
     @embedder.setter
     def embedder(self, value: Embedder) -> None:
+        if self.config.encoder not in ("auto", value.encoder):
+            raise IndexDirectoryError(f"{self.directory}: embedder backend {value.encoder!r} does not match the "
+                                      f"index's {self.config.encoder!r}; vectors of two backends are not mixed")
         self._embedder = value
+        self.config = dataclasses.replace(self.config, encoder=value.encoder)
 
     # ---- updating -------------------------------------------------------------------
     def update(self, sources: Iterable[str | os.PathLike | Document], *, progress: bool = True,
@@ -778,7 +796,8 @@ class Index:
             "format_version": FORMAT_VERSION,
             "version": name,
             "sequence": seq,
-            "embedder": {"id": self.config.embedder, "dim": int(vectors.shape[1]) if vectors.ndim == 2 else None},
+            "embedder": {"id": self.config.embedder, "dim": int(vectors.shape[1]) if vectors.ndim == 2 else None,
+                         "encoder": self.config.encoder},
             "chunking": _to_dict(self.config.chunking),
             "counts": {"documents": len(docs), "chunks": len(chunks), "skipped_files": stats["skipped"]},
             "files": {"docs": "docs.jsonl", "chunks": "chunks.jsonl", **store_files},

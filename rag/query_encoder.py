@@ -91,6 +91,29 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
+def sentence_tokenizer(path: str | os.PathLike) -> Any:
+    """The model folder's fast tokenizer (`tokenizer.json`) with sentence-transformers'
+    settings: no padding, truncation at `max_seq_length` (else the smaller of the model's
+    and the tokenizer's limits). Shared with rag/onnx_encoder.py."""
+    from tokenizers import Tokenizer
+
+    path = Path(path)
+    config = _read_json(path / "config.json")
+    st = _read_json(path / "sentence_bert_config.json") if (path / "sentence_bert_config.json").exists() else {}
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    limit = st.get("max_seq_length")
+    if not limit:
+        limits = [int(config.get("max_position_embeddings") or 512)]
+        if (path / "tokenizer_config.json").exists():
+            model_max = _read_json(path / "tokenizer_config.json").get("model_max_length")
+            if isinstance(model_max, int) and model_max < 10**6:
+                limits.append(model_max)
+        limit = min(limits)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=int(limit))
+    return tokenizer
+
+
 class LightQueryEncoder:
     """`encode(text)` -> the (d,) float32 L2-normalized sentence vector, in numpy."""
 
@@ -137,21 +160,7 @@ class LightQueryEncoder:
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
         if prefix + "embeddings.word_embeddings.weight" not in weights:
             return None
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        # sentence-transformers' max_seq_length, else the smaller of the model's and tokenizer's limits
-        limit = st.get("max_seq_length")
-        if not limit:
-            limits = [int(config.get("max_position_embeddings") or 512)]
-            if (path / "tokenizer_config.json").exists():
-                model_max = _read_json(path / "tokenizer_config.json").get("model_max_length")
-                if isinstance(model_max, int) and model_max < 10**6:
-                    limits.append(model_max)
-            limit = min(limits)
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=int(limit))
-        return cls(tokenizer, weights, config, prefix, normalize=len(modules) == 3)
+        return cls(sentence_tokenizer(path), weights, config, prefix, normalize=len(modules) == 3)
 
     def _w(self, name: str) -> np.ndarray:
         w = self._cast.get(name)

@@ -37,7 +37,7 @@ def test_half_written_shard_is_ignored(tmp_path):
 def test_query_fast_path_is_the_same_vector_as_sentence_transformers_encode(tmp_path):
     from rag.embeddings import Embedder
 
-    emb = Embedder(cache_dir=tmp_path)
+    emb = Embedder(cache_dir=tmp_path, encoder="torch")  # the torch variant's numpy query path
     for q in ["what similarity laws must be obeyed for aeroelastic models", "x", "ünïcode ✓ " * 200]:
         fast = emb.encode_query(q)
         ref = emb.model.encode([q], normalize_embeddings=True, convert_to_numpy=True)[0]

@@ -54,7 +54,9 @@ def built(tmp_path_factory, corpus_dir, cache, embedder) -> Index:
 def test_build_layout_and_contract(built, corpus_dir):
     d = built.directory
     manifest = json.loads((d / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["embedder"] == {"id": "all-MiniLM-L6-v2", "dim": 384}
+    assert manifest["format_version"] == 1 and manifest["embedder"] == {"id": "all-MiniLM-L6-v2", "dim": 384,
+                                                                   "encoder": built.embedder.encoder}
+    assert manifest["config"]["encoder"] == built.embedder.encoder != "auto"
     assert manifest["chunking"] == {"chunk_size": 500, "chunk_overlap": 100, "chunk_unit": "chars"}
     assert manifest["counts"]["documents"] == 8 and manifest["counts"]["chunks"] == len(built) > 8
     v = d / manifest["version"]
@@ -134,7 +136,7 @@ def test_embedding_cache_makes_a_second_index_free(tmp_path, corpus_dir, cache, 
     assert idx.last_update["chunks_embedded"] == len(idx) and idx.last_update["model_calls"] == 0
     assert fresh._model is None
     np.testing.assert_allclose(np.asarray(idx.vectors), np.asarray(built.vectors), atol=1e-6)
-    store = EmbeddingCache(cache, "all-MiniLM-L6-v2")
+    store = EmbeddingCache(cache, "all-MiniLM-L6-v2", fresh.encoder)
     assert len(store) >= len(idx) and all(f.suffix == ".npy" for f in store.dir.iterdir())
 
 
