@@ -78,7 +78,7 @@ def default_index_dir(col: Collection, config: Any = None) -> Path:
     key = {"root": str(Path(col.root).resolve())}
     if config is not None:
         cfg = to_dict(config)
-        key["index"] = {k: cfg.get(k) for k in ("embedder", "chunking", "dense", "bm25")}
+        key["index"] = {k: cfg.get(k) for k in ("embedder", "encoder", "chunking", "dense", "bm25")}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "eval" / f"{Path(col.root).resolve().name}-{digest}"
 

@@ -136,8 +136,9 @@ class ChunkFiles:
 class EmbedActor:
     """One embedder per actor (a Ray Data `map_batches` class): texts in, vectors out."""
 
-    def __init__(self, model: str, batch_size: int, device: str | None = None) -> None:
-        self.embedder = Embedder(model, batch_size=batch_size, use_cache=False, device=device)
+    def __init__(self, model: str, batch_size: int, device: str | None = None, encoder: str = "auto") -> None:
+        # the driver's resolved variant: vectors of two encoder variants never meet in one cache
+        self.embedder = Embedder(model, batch_size=batch_size, use_cache=False, device=device, encoder=encoder)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         texts = [str(t) for t in batch["text"]]
@@ -154,7 +155,7 @@ def embed_on_ray(sources: Iterable[Any], config: Any, ray_config: RayEmbedConfig
     t0 = time.perf_counter()
     if embedder is None:
         embedder = Embedder(config.embedder, batch_size=config.batch_size, cache_dir=config.embedding_cache,
-                            use_cache=config.use_embedding_cache)
+                            use_cache=config.use_embedding_cache, encoder=config.encoder)
     if embedder.cache is None:
         embedder.cache = _MemoryCache()
     items = list_items(sources)
@@ -179,7 +180,8 @@ def embed_on_ray(sources: Iterable[Any], config: Any, ray_config: RayEmbedConfig
     stats.update(chunks_sent=n, actors=actors if n else 0, num_gpus_per_actor=num_gpus)
     if n:
         vectors = chunks.map_batches(
-            EmbedActor, fn_constructor_args=(config.embedder, config.batch_size, "cuda" if num_gpus else None),
+            EmbedActor, fn_constructor_args=(config.embedder, config.batch_size, "cuda" if num_gpus else None,
+                                             embedder.encoder),
             batch_size=rc.batch_rows, concurrency=min(actors, max(1, -(-n // rc.batch_rows))),
             num_cpus=rc.cpus_per_actor, num_gpus=num_gpus, batch_format="numpy")
         got, keys, vecs = 0, [], []

@@ -195,8 +195,6 @@ def to_prompts(rows: list[dict], cfg: DataConfig, model_cfg: ModelConfig, tokeni
             prompt: Any = messages if chat else "\n\n".join(m["content"] for m in messages)
             out.append({**row, "prompt": prompt})
             continue
-        if "question" not in row and not (isinstance(row.get("prompt"), list)):
-            raise TrainingDataError(f"a row has no question/prompt field (fields: {', '.join(sorted(row))})")
         if isinstance(row.get("prompt"), list):  # already chat messages
             out.append(dict(row))
             continue
