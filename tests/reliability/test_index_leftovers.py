@@ -87,18 +87,22 @@ def test_leftovers_of_killed_updates_are_removed_by_a_no_change_run(env):
 CACHE_WRITE = """
 import numpy as np
 from rag.embeddings import EmbeddingCache
-EmbeddingCache({root!r}, "all-MiniLM-L6-v2").put_many(["orphan text"], np.ones((1, 32), np.float32) / 32 ** 0.5)
+EmbeddingCache({root!r}, {model!r}).put_many(["orphan text"], np.ones((1, 32), np.float32) / 32 ** 0.5)
 """
 
 
 def test_orphan_cache_shards_are_removed_by_the_next_run(env):
     src = env.write_corpus(env.root / "src", "alpha", 4)
     env.warm(src)
-    code = CACHE_WRITE.format(root=str(env.emb_cache))
+    from rag.embeddings import variant_id
+
+    # the cache the index's embedder reads: one per encoder variant
+    code = CACHE_WRITE.format(root=str(env.emb_cache), model=variant_id("all-MiniLM-L6-v2", env.embedder().encoder))
     killed = subprocess.run([sys.executable, "-c", code], env=env.proc_env("cache:after_vecs"),
                             capture_output=True, text=True)
     assert killed.returncode == 137, killed.stderr
-    shard_dir = next(p for p in env.emb_cache.iterdir() if p.is_dir())
+    shard_dir = next(p for p in env.emb_cache.iterdir() if p.is_dir() and any(p.glob("*.vecs.npy"))
+                     and any(not (p / n.name.replace(".vecs.npy", ".keys.npy")).exists() for n in p.glob("*.vecs.npy")))
     names = lambda: sorted(p.name for p in shard_dir.iterdir())  # noqa: E731
     orphans = [n for n in names() if n.endswith(".vecs.npy")
                and not (shard_dir / n.replace(".vecs.npy", ".keys.npy")).exists()]
