@@ -29,8 +29,8 @@ known name), followed by ``:``-separated options in any order:
 FlashRAG rows with their own paragraphs (HotpotQA distractor) use those as the retrieved
 passages (the first k); other FlashRAG rows need ``index=DIR`` for retrieve mode.
 
-Scoring, per completion (`Scored.score` is `rag_qa_metrics.answer_correct`: EM on
-answerable questions, abstaining on unanswerable ones; the rest are extra metrics the eval
+Scoring, per completion (`score_rag_qa`; `Scored.score` is EM on answerable questions,
+abstaining on unanswerable ones; the rest are extra metrics the eval
 runner averages, None where they do not apply): ``exact_match`` and ``f1`` (answerable
 only; max over answers), ``contains_answer`` (answerable: an accepted answer occurs in
 the response, FlashRAG's lenient ``acc``, beside EM), ``abstained`` (every row), ``abstention`` (unanswerable: did it

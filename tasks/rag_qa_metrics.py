@@ -104,14 +104,6 @@ def abstention_scores(predictions: Sequence[str], answers: Sequence[Sequence[str
             "n_unanswerable": len(unans), "n_answerable": len(ans)}
 
 
-def answer_correct(prediction: str, answers: Sequence[str]) -> float:
-    """One score for every question type: EM on answerable questions, 1.0 for an
-    abstention on an unanswerable one (and 0.0 for anything else)."""
-    if not answers:
-        return 1.0 if is_abstention(prediction) else 0.0
-    return exact_match(prediction, answers)
-
-
 # ---- retrieval -------------------------------------------------------------------------
 
 def recall_at_k(retrieved: Sequence[str], gold_docs: Sequence[str], k: int) -> float | None:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tasks import rag_qa_metrics as M
 from tasks.rag_qa_metrics import (
     abstention_scores,
-    answer_correct,
     answer_supported,
     citation_scores,
     cited_passages,
@@ -147,17 +147,22 @@ def test_answers_are_not_abstentions(text):
     assert not is_abstention(text)
 
 
-def test_abstention_accuracy_and_answer_correct():
+def test_abstention_accuracy_and_the_task_score():
+    from tasks.rag_qa import score_rag_qa
+
     preds = ["Not stated in the documents.", "Kubiar", "I don't know", "1843"]
     answers = [[], [], ["Kubiar"], ["1843"]]
     s = abstention_scores(preds, answers)
     assert s == {"abstention_accuracy": 0.5, "false_abstention_rate": 0.5, "n_unanswerable": 2, "n_answerable": 2}
-    assert [answer_correct(p, a) for p, a in zip(preds, answers)] == [1.0, 0.0, 0.0, 1.0]
+    # the task's score: EM on answerable questions, abstaining on unanswerable ones
+    assert [s.score for s in score_rag_qa(preds, [{"answers": a} for a in answers], "closed_book")] == [1.0, 0.0, 0.0, 1.0]
     assert abstention_scores(["x"], [["x"]])["abstention_accuracy"] is None
 
 
 def test_recall_at_k():
     assert recall_at_k(["d3", "d1", "d9"], ["d1", "d2"], 2) == 0.5
+    assert M.hit_at_k(["d3", "d1", "d9"], ["d1", "d2"], 2) == 1.0  # any gold doc: the other name, the other number
+    assert M.hit_at_k(["d3"], ["d1"], 1) == 0.0 and M.hit_at_k(["d3"], [], 1) is None
     assert recall_at_k(["d3", "d1", "d2"], ["d1", "d2"], 3) == 1.0
     assert recall_at_k(["d3"], [], 10) is None
     with pytest.raises(ValueError):

@@ -30,7 +30,7 @@ from train.runs import RunDir
 
 # ----------------------------------------------------------------------------- models
 def model_path(name: str) -> str:
-    """A loadable path for a model name: `toy:lucky` is built here, the rest resolved by rag."""
+    """A loadable path for a model name: `toy:lucky` is built here, the rest resolved by core.models."""
     if name.startswith("toy:"):
         from train.toy import TASKS, toy_model
 
