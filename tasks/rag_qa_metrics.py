@@ -106,22 +106,21 @@ def abstention_scores(predictions: Sequence[str], answers: Sequence[Sequence[str
 
 # ---- retrieval -------------------------------------------------------------------------
 
-def recall_at_k(retrieved: Sequence[str], gold_docs: Sequence[str], k: int) -> float | None:
-    """Share of the gold documents among the first k retrieved ids (None without gold)."""
+def _found(retrieved: Sequence[str], gold_docs: Sequence[str], k: int) -> tuple[int, int] | None:
+    """(gold documents among the first k retrieved ids, gold documents), None without gold."""
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     gold = {str(g) for g in gold_docs}
-    if not gold:
-        return None
-    top = {str(r) for r in list(retrieved)[:k]}
-    return len(gold & top) / len(gold)
+    return (len(gold & {str(r) for r in list(retrieved)[:k]}), len(gold)) if gold else None
+
+
+def recall_at_k(retrieved: Sequence[str], gold_docs: Sequence[str], k: int) -> float | None:
+    """Share of the gold documents among the first k retrieved ids (None without gold)."""
+    found = _found(retrieved, gold_docs, k)
+    return None if found is None else found[0] / found[1]
 
 
 def hit_at_k(retrieved: Sequence[str], gold_docs: Sequence[str], k: int) -> float | None:
     """1.0 when any gold document is among the first k retrieved ids (None without gold)."""
-    if k <= 0:
-        raise ValueError(f"k must be positive, got {k}")
-    gold = {str(g) for g in gold_docs}
-    if not gold:
-        return None
-    return 1.0 if gold & {str(r) for r in list(retrieved)[:k]} else 0.0
+    found = _found(retrieved, gold_docs, k)
+    return None if found is None else float(found[0] > 0)
