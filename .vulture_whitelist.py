@@ -22,7 +22,7 @@ _.pairs_scored  # unused attribute (rag/rerank.py:137)
 _.rerank_many  # unused method (rag/rerank.py:159)
 extract_code  # unused function (rewards/code.py:40)
 defines_entry  # unused variable (rewards/code_extraction.py:93)
-pool_job  # unused function (rewards/compose.py:305)
+pool_job  # unused function (rewards/base.py): called by name in the worker processes
 reward_weights  # unused function (rewards/compose.py:406)
 _.__qualname__  # unused attribute (rewards/compose.py:437)
 format_reward  # unused function (rewards/format.py:73)

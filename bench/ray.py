@@ -1,11 +1,18 @@
 """Ray backends vs the local paths, side by side in one run.
 
-    python bench/ray.py [--rounds 3] [--chunks 1200] [--prompts 32] [--json]
+    python bench/ray.py [--rounds 15] [--code-rounds 3] [--sizes 1024,2048,4096] [--only rewards] [--chunks 1200]
+                        [--prompts 32] [--json]
 
-1. Reward scoring on one node, the same cores: `rewards.score(..., backend="ray")` (one
-   reward host, Ray started with this machine's CPUs) vs the local pool, interleaved rounds,
-   on HumanEval's 164 canonical solutions (code) and GSM8K's 1,319 reference answers (math).
-   Reported as throughput ratio ray/local (target >= 0.85).
+1. Reward scoring on one node, the same cores: `rewards.score(..., backend="ray")` (Ray
+   started with this machine's CPUs) vs the local path, interleaved rounds (which side goes
+   first rotates), medians; every Ray result checked equal to the local one, row for row.
+   Math on GSM8K's reference answers (1,319, repeated to each batch size of `--sizes`: a
+   GRPO step scores >= 1,024 rows; target ratio >= 0.85), code on HumanEval's 164 canonical
+   solutions (target >= 0.9; `--code-rounds`: a round takes seconds). Reported as throughput
+   ratios ray/local, twice: Ray as it runs by default (a cluster that is this machine alone
+   scores in process) and through a reward host (forced: the path of every multi-node
+   cluster). Ray's start-up is reported apart: `ray.init`, and the first call through a host
+   (host started, pool or sandbox warmed), neither of which is in the ratios.
 2. Two simulated nodes (`ray.cluster_utils.Cluster`, 1 CPU each): rows per node.
 3. Embedding: Ray Data (read + chunk tasks, an actor pool of MiniLM embedders) vs one local
    `Embedder.encode` on the same chunks, model loading included on both sides, no cache.
@@ -46,23 +53,51 @@ def gsm8k():
     return [r["answer"] for r in rows], [{"answer": r["answer"].rsplit("####", 1)[1].strip()} for r in rows]
 
 
-def side_by_side(name, spec, comps, rows, rounds):
+def side_by_side(spec, comps, rows, rounds):
+    """Local vs Ray on one batch, interleaved (which side goes first rotates): Ray as it runs
+    by default (this one-node cluster: in process) and through a reward host (forced, the
+    path every multi-node cluster takes). The host is already up and warm."""
     import rewards
+    from rewards.ray_hosts import RayConfig
 
-    rewards.score(spec, comps[:8], rows[:8])  # warm: pool / sandbox started, imports done
+    sides = {"local": {}, "ray": {"backend": "ray"},
+             "host": {"backend": "ray", "ray": RayConfig(in_process_on_one_node=False)}}
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    for k in range(rounds):
+        order = list(sides)[k % 3:] + list(sides)[:k % 3]
+        reps = {}
+        for side in order:
+            t0 = time.perf_counter()
+            reps[side] = rewards.score(spec, comps, rows, **sides[side])
+            times[side].append(time.perf_counter() - t0)
+        assert reps["local"].per_row() == reps["ray"].per_row() == reps["host"].per_row(), f"{spec}: ray differs"
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"rows": len(rows), **{f"{k}_ms": round(1000 * v, 1) for k, v in med.items()},
+            "ratio": round(med["local"] / med["ray"], 3), "host_ratio": round(med["local"] / med["host"], 3),
+            "mean_score": reps["local"].mean_total()}
+
+
+def start_up(spec, comps, rows):
+    """The first call through a reward host: the host started on the node and warmed, then
+    8 rows (the local side and Ray's in-process side warmed first, not timed)."""
+    import rewards
+    from rewards.ray_hosts import RayConfig
+
+    rewards.score(spec, comps[:8], rows[:8])
     rewards.score(spec, comps[:8], rows[:8], backend="ray")
-    local, ray_t = [], []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        a = rewards.score(spec, comps, rows)
-        local.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        b = rewards.score(spec, comps, rows, backend="ray")
-        ray_t.append(time.perf_counter() - t0)
-        assert a.per_row() == b.per_row(), f"{name}: ray results differ from local"
-    lo, ra = statistics.median(local), statistics.median(ray_t)
-    return {"rows": len(rows), "local_rows_per_s": round(len(rows) / lo, 1), "ray_rows_per_s": round(len(rows) / ra, 1),
-            "ratio": round(lo / ra, 3), "mean_score": a.mean_total()}
+    import ray
+
+    from rewards.ray_hosts import hosts
+
+    t0 = time.perf_counter()
+    rewards.score(spec, comps[:8], rows[:8], backend="ray", ray=RayConfig(in_process_on_one_node=False))
+    ray.get([h.actor.warm.remote([spec]) for h in hosts()])  # until the host's pool / sandbox is warm
+    return round(time.perf_counter() - t0, 2)
+
+
+def repeat(comps, rows, n):
+    k = -(-n // len(rows))
+    return (comps * k)[:n], (rows * k)[:n]
 
 
 def embedding(n_chunks: int):
@@ -154,7 +189,10 @@ def two_nodes(comps, rows):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds per math batch size")
+    ap.add_argument("--code-rounds", type=int, default=3)
+    ap.add_argument("--sizes", default="1024,2048,4096", help="math batch sizes (rows)")
+    ap.add_argument("--only", choices=["rewards"], help="only the reward scoring ratios (1.)")
     ap.add_argument("--chunks", type=int, default=1200)
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--json", action="store_true")
@@ -165,31 +203,44 @@ def main(argv=None) -> int:
     from rewards.ray_hosts import shutdown_hosts
 
     cpus = len(os.sched_getaffinity(0))
-    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=256 << 20, namespace="assay",
+    t0 = time.perf_counter()
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=256 << 20, namespace="assay",
              logging_level="WARNING")
-    out = {"cpus": cpus}
-    he = humaneval()
-    out["code_humaneval"] = side_by_side("code", "code", *he, args.rounds)
-    out["math_gsm8k"] = side_by_side("math", "math", *gsm8k(), args.rounds)
+    out = {"cpus": cpus, "rounds": args.rounds, "ray_init_s": round(time.perf_counter() - t0, 2)}
+    he, gs = humaneval(), gsm8k()
+    out["first_call_s"] = {"math": start_up("math", *gs), "code": start_up("code", *he)}
+    out["math_gsm8k"] = {n: side_by_side("math", *repeat(*gs, n), args.rounds)
+                         for n in (int(x) for x in args.sizes.split(","))}
+    out["code_humaneval"] = side_by_side("code", *he, args.code_rounds)
     shutdown_hosts()
-    out["embedding"] = embedding(args.chunks)
-    out["generation"] = generation(args.prompts)
+    if args.only != "rewards":
+        out["embedding"] = embedding(args.chunks)
+        out["generation"] = generation(args.prompts)
     ray.shutdown()
-    out["two_nodes_code"] = two_nodes(*he)
+    if args.only != "rewards":
+        out["two_nodes_code"] = two_nodes(*he)
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"Ray vs local on {cpus} CPUs (one node, the same cores; medians of {args.rounds} interleaved rounds)")
-    for key, what in (("code_humaneval", "HumanEval canonical (code)"), ("math_gsm8k", "GSM8K answers (math)")):
-        r = out[key]
-        print(f"  {what:<30} {r['rows']:>5} rows  local {r['local_rows_per_s']:>7} rows/s  ray {r['ray_rows_per_s']:>7} "
-              f"rows/s  ratio {r['ratio']:.2f}")
+    print(f"Ray vs local on {cpus} CPUs (one node, the same cores; medians of interleaved rounds: {args.rounds} "
+          f"math, {args.code_rounds} code; results equal row for row)")
+    print(f"  Ray start-up, apart from the ratios: ray.init {out['ray_init_s']} s; first call (host started and "
+          f"warmed) math {out['first_call_s']['math']} s, code {out['first_call_s']['code']} s")
+    rows = [(f"GSM8K answers (math), {n} rows", r) for n, r in out["math_gsm8k"].items()]
+    rows.append((f"HumanEval canonical (code), {out['code_humaneval']['rows']} rows", out["code_humaneval"]))
+    print(f"  {'':<36} {'local':>8} {'ray':>8} {'ratio':>6}   {'host':>8} {'ratio':>6}   (ms; ray: as run by default, "
+          "in process on this one-node cluster; host: through a reward host, forced)")
+    for what, r in rows:
+        print(f"  {what:<36} {r['local_ms']:>8} {r['ray_ms']:>8} {r['ratio']:>6.2f}   {r['host_ms']:>8} "
+              f"{r['host_ratio']:>6.2f}")
+    if args.only == "rewards":
+        return 0
     e = out["embedding"]
-    print(f"  {'embedding (MiniLM, no cache)':<30} {e['chunks']:>5} chunks local {e['local_chunks_per_s']:>6} /s  "
+    print(f"  {'embedding (MiniLM, no cache)':<36} {e['chunks']:>5} chunks local {e['local_chunks_per_s']:>6} /s  "
           f"ray {e['ray_chunks_per_s']:>6} /s  ratio {e['ratio']:.2f}  ({e['actors']} actors; max |diff| "
           f"{e['max_abs_diff']:.1e})")
     g = out["generation"]
-    print(f"  {'eval generation (tiny model)':<30} {g['prompts']:>5} prompts local {g['local_s']} s  ray {g['ray_s']} s  "
+    print(f"  {'eval generation (tiny model)':<36} {g['prompts']:>5} prompts local {g['local_s']} s  ray {g['ray_s']} s  "
           f"overhead {g['overhead_ms_per_prompt']} ms/prompt ({g['actors']} actors, started in {g['actor_start_s']} s)")
     t = out["two_nodes_code"]
     print(f"two simulated nodes (1 CPU each): {t['rows']} HumanEval rows split {t['rows_per_node']} "

@@ -19,9 +19,10 @@ otherwise known.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from core.errors import UserError
 
@@ -52,22 +53,67 @@ class RewardSpec:
     # symbolic path, the code sandbox): the harness calls it in-process and passes it
     # `workers=` and `timeout=` instead of shipping the batch to its own pool.
     self_managed: bool = False
+    # Scored (in part) in the killable worker pool of `rewards.workers`: the pool is worth
+    # starting and warming before the first batch (math's symbolic path and the rewards
+    # built on it; any heavy reward the harness ships to the pool item by item).
+    pool: bool = False
+    # Runs candidate programs in the code sandbox: its server is worth warming, its
+    # `workers` are sandbox slots (`rewards.workers.sandbox_slots`), and the work is outside
+    # the calling process (batches of it may overlap).
+    sandbox: bool = False
+    # Group-wise rewards (``length``) compare the rows of one group (the completions of one
+    # prompt): row -> group key. Rows of one group are never split across batches.
+    group_key: Callable[[Mapping[str, Any]], str] | None = None
 
 
 _REGISTRY: dict[str, RewardSpec] = {}
 
 
 def register(
-    name: str, *, fields: Sequence[str] = (), heavy: bool = False, self_managed: bool = False
+    name: str,
+    *,
+    fields: Sequence[str] = (),
+    heavy: bool = False,
+    self_managed: bool = False,
+    pool: bool | None = None,
+    sandbox: bool = False,
+    group_key: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> Callable[[RewardFn], RewardFn]:
-    """Decorator: make a batch reward findable by `name`."""
+    """Decorator: make a batch reward findable by `name`, with what scaling code needs to
+    know about it (`RewardSpec`): a heavy reward that takes a ``workers`` parameter runs its
+    own workers (self-managed); ``pool`` defaults to whether the harness ships it to the
+    worker pool (heavy and not self-managed)."""
 
     def deco(fn: RewardFn) -> RewardFn:
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = RewardSpec(name, fn, tuple(fields), doc[0] if doc else "", heavy, self_managed)
+        facts: dict[str, Any] = {"pool": pool, "sandbox": sandbox, "group_key": group_key}
+        managed = self_managed or (heavy and _takes(fn, "workers"))
+        if facts["pool"] is None:
+            facts["pool"] = heavy and not managed
+        _REGISTRY[name] = RewardSpec(name, fn, tuple(fields), doc[0] if doc else "", heavy, managed, **facts)
         return fn
 
     return deco
+
+
+def prompt_group(row: Mapping[str, Any]) -> str:
+    """The group a row belongs to for group-wise rewards: its ``group``, else its prompt
+    (``prompt``, ``question``, ``problem``), else the whole row (``completion_ids`` aside)."""
+    for k in ("group", "prompt", "question", "problem"):
+        if k in row:
+            v = row[k]
+            return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+    return json.dumps({k: v for k, v in row.items() if k != "completion_ids"}, sort_keys=True, default=str)
+
+
+def _takes(fn: Callable, kw: str) -> bool:
+    """`fn` has a parameter named `kw`."""
+    import inspect
+
+    try:
+        return kw in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def get(name: str) -> RewardSpec:
@@ -197,3 +243,184 @@ def code_fingerprint() -> str:
                 h.update(f"{dist}=absent".encode())
         _FINGERPRINT = h.hexdigest()
     return _FINGERPRINT
+
+
+# ------------------------------------------------------------------ scoring in this process
+# `score_local` is the one local scoring path: `rewards.score` calls it on the caller's
+# machine and every Ray reward host calls it on its node, so both give the same results,
+# row for row and reason for reason.
+
+POOL_TIMEOUT_DEFAULT = 30.0
+
+
+def score_local(
+    pairs: Sequence[tuple[str, float]],
+    texts: Sequence[str],
+    rows: Sequence[Mapping],
+    *,
+    workers: int | None = None,
+    timeout: float | None = None,
+    on_error: str = "none",
+    options: Mapping[str, Mapping[str, Any] | None] | None = None,
+    cores: int | None = None,
+) -> tuple[dict[str, list[RewardResult]], dict[str, float]]:
+    """Every reward of `pairs` over one batch here: (results per reward, seconds per reward).
+
+    Inputs are already checked (`rewards.compose.score` does it); `texts` are plain strings.
+    Workers are sized by the one rule in `rewards.workers` for `cores` (None: this
+    machine's usable cores) unless the caller gives ``workers``: the worker pool for the
+    rewards scored there, sandbox slots for the ones that run programs."""
+    import time
+
+    from rewards.workers import pool_workers, sandbox_slots
+
+    options = options or {}
+    results: dict[str, list[RewardResult]] = {}
+    seconds: dict[str, float] = {}
+    for name, _ in pairs:
+        spec, n = get(name), workers
+        if n is None and spec.sandbox:
+            n = sandbox_slots(cores)
+        elif n is None and spec.pool:
+            n = pool_workers(cores)
+        t0 = time.perf_counter()
+        results[name] = run_reward(name, texts, rows, workers=n, timeout=timeout, on_error=on_error,
+                                   options=options.get(name))
+        seconds[name] = time.perf_counter() - t0
+    return results, seconds
+
+
+def warm_local(names: Sequence[str], cores: int | None = None) -> None:
+    """Start (and wait for) the worker pool and the sandbox server the named rewards use,
+    sized by the rule `score_local` sizes them by, before the first batch needs them."""
+    from rewards.workers import pool_workers, sandbox_slots, shared_pool
+
+    specs = [get(n) for n in names]
+    if any(s.pool for s in specs):
+        shared_pool(pool_workers(cores)).warm()
+    if any(s.sandbox for s in specs):
+        from rewards import sandbox
+
+        sandbox.get_sandbox(sandbox.SandboxConfig(workers=sandbox_slots(cores))).capabilities()
+
+
+def run_reward(
+    name: str,
+    completions: Sequence[str],
+    rows: Sequence[Mapping],
+    *,
+    workers: int | None = None,
+    timeout: float | None = None,
+    on_error: str = "none",
+    options: Mapping[str, Any] | None = None,
+) -> list[RewardResult]:
+    """One reward over a batch, never raising for the reward's own failures.
+
+    Self-managed rewards get ``workers=`` / ``timeout=`` and run their own killable
+    workers; other heavy rewards are shipped item by item to the worker pool, where
+    ``timeout`` is enforced per item by killing the worker; light ones run in-process."""
+    import logging
+
+    spec = get(name)
+    opts = dict(options or {})
+    _check_options(name, spec.fn, opts)
+    try:
+        if spec.self_managed:
+            if workers is not None and _accepts(spec.fn, "workers"):
+                opts.setdefault("workers", workers)
+            if timeout is not None and _accepts(spec.fn, "timeout"):
+                opts.setdefault("timeout", timeout)
+            raw = spec.fn(list(completions), [dict(r) for r in rows], **opts)
+        elif spec.heavy:
+            raw = _run_in_pool(name, completions, rows, opts, workers, timeout, on_error)
+        else:
+            raw = spec.fn(list(completions), [dict(r) for r in rows], **opts)
+        raw = list(raw)
+        check_lengths(name, completions, raw)
+        return [_coerce(r) for r in raw]
+    except RewardError:
+        raise  # the caller's mistake (bad option, bad field value): surface it
+    except Exception as exc:  # noqa: BLE001 - a reward bug must not crash a training run
+        log = logging.getLogger("rewards")
+        reason = f"error: {type(exc).__name__}: {exc}"[:300]
+        log.warning("reward %r failed on a batch of %d: %s", name, len(completions), reason,
+                    exc_info=log.isEnabledFor(logging.DEBUG))
+        return _error_results(len(completions), reason, on_error)
+
+
+def _accepts(fn: Callable, kw: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD or p.name == kw for p in params)
+
+
+def _check_options(name: str, fn: Callable, opts: Mapping[str, Any]) -> None:
+    """An option the reward does not take is a typo: say so instead of ignoring it.
+
+    Rewards that forward ``**options`` elsewhere validate them themselves (math does);
+    a catch-all spelled ``**_`` means "ignored", so only named parameters count there."""
+    import inspect
+
+    if not opts:
+        return
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD and p.name != "_" for p in params.values()):
+        return
+    named = [p for p, v in params.items() if v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)][2:]
+    unknown = sorted(set(opts) - set(named))
+    if unknown:
+        raise RewardError(f"reward {name!r} has no option {', '.join(map(repr, unknown))}; options: {', '.join(named) or '(none)'}")
+
+
+def _error_results(n: int, reason: str, on_error: str) -> list[RewardResult]:
+    score = 0.0 if on_error == "zero" else None
+    return [RewardResult(score, reason) for _ in range(n)]
+
+
+def _coerce(res: Any) -> RewardResult:
+    if isinstance(res, RewardResult):
+        return res
+    if res is None or isinstance(res, (int, float)):
+        return RewardResult(None if res is None else float(res), "")
+    raise TypeError(f"a reward returned {type(res).__name__}, not RewardResult")
+
+
+def _run_in_pool(name, completions, rows, opts, workers, timeout, on_error) -> list[RewardResult]:
+    import logging
+
+    from rewards.workers import shared_pool
+
+    module = getattr(get(name).fn, "__module__", None)
+    items = [{"name": name, "module": module, "completion": c, "row": dict(r), "options": opts}
+             for c, r in zip(completions, rows)]
+    limit = timeout if timeout is not None else POOL_TIMEOUT_DEFAULT
+    outcomes = shared_pool(workers).run("rewards.base:pool_job", items, timeout=limit)
+    out = []
+    for o in outcomes:
+        if o.ok:
+            score, reason, details = o.value
+            out.append(RewardResult(score, reason, details or {}))
+        else:
+            reason = f"timeout: over {limit:g}s" if o.error.startswith("timeout") else f"error: {o.error}"
+            logging.getLogger("rewards").warning("reward %r: %s", name, reason)
+            out.append(_error_results(1, reason, on_error)[0])
+    return out
+
+
+def pool_job(item: dict) -> list:
+    """Inside a worker: one item of a heavy reward."""
+    if item.get("module"):
+        import importlib
+
+        importlib.import_module(item["module"])  # registers rewards defined outside `rewards`
+    res = get(item["name"]).fn([item["completion"]], [item["row"]], **item["options"])
+    check_lengths(item["name"], [item["completion"]], res)
+    r = _coerce(res[0])
+    return [r.score, r.reason, r.details]

@@ -331,7 +331,7 @@ def interpret(job: dict, out: dict, row: dict, style: str, binary: bool, timeout
     return RewardResult(_score(passed, total, binary), reason, {**base, "passed": passed, "total": total})
 
 
-@register("code", fields=(), heavy=True, self_managed=True)
+@register("code", fields=(), heavy=True, self_managed=True, sandbox=True)
 def code(
     completions: Sequence[str],
     rows: Sequence[dict],

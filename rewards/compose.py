@@ -10,7 +10,8 @@ of None (``on_error="none"``, the default: TRL then ignores it) or 0.0 (``on_err
 with the reason ``"error: ..."`` in the results and in the log. Missing row fields are the
 caller's mistake and raise `RewardError` naming the row and field, before anything runs.
 
-Where a reward runs:
+Where a reward runs (`rewards.base.score_local`, the one local path, which Ray reward
+hosts call too; what it needs to know about a reward is in the registry, `RewardSpec`):
 - ``self_managed`` rewards (math; also any heavy reward with a ``workers`` parameter, such
   as code) get ``workers=`` / ``timeout=`` and run their own killable worker processes;
 - other ``heavy`` rewards are shipped item by item to the worker pool (`rewards.workers`),
@@ -23,24 +24,15 @@ absent, like TRL's nansum); it is None only when no reward applies.
 
 from __future__ import annotations
 
-import inspect
-import logging
 import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from rewards.base import RewardError, RewardResult, check_lengths, get
-
-log = logging.getLogger("rewards")
+from rewards.base import RewardError, RewardResult, get, score_local
 
 Spec = str | Sequence[str] | Sequence[tuple[str, float]] | Mapping[str, float]
-
-
-POOL_TIMEOUT_DEFAULT = 30.0
-# Rewards that use the math checker's worker pool (warmed early by the TRL adapter).
-MATH_BASED = ("math", "length", "cosine_length")
 
 
 def parse_spec(spec: Spec) -> list[tuple[str, float]]:
@@ -195,125 +187,6 @@ def check_completions(completions: Sequence[Any], *, where: Callable[[int], str]
             raise RewardError(f"{where(i)}: field 'completion' is {kind}; it must be a string or chat messages")
 
 
-def _accepts(fn: Callable, kw: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.kind is p.VAR_KEYWORD or p.name == kw for p in params)
-
-
-def _check_options(name: str, fn: Callable, opts: Mapping[str, Any]) -> None:
-    """An option the reward does not take is a typo: say so instead of ignoring it.
-
-    Rewards that forward ``**options`` elsewhere validate them themselves (math does);
-    a catch-all spelled ``**_`` means "ignored", so only named parameters count there."""
-    if not opts:
-        return
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is p.VAR_KEYWORD and p.name != "_" for p in params.values()):
-        return
-    named = [p for p, v in params.items() if v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)][2:]
-    unknown = sorted(set(opts) - set(named))
-    if unknown:
-        raise RewardError(f"reward {name!r} has no option {', '.join(map(repr, unknown))}; options: {', '.join(named) or '(none)'}")
-
-
-def _self_managed(spec) -> bool:
-    # A heavy reward that takes a `workers` parameter by name runs its own workers (the
-    # code sandbox does): shipping it to this pool would nest one pool inside another.
-    if spec.self_managed:
-        return True
-    try:
-        return spec.heavy and "workers" in inspect.signature(spec.fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _error_results(n: int, reason: str, on_error: str) -> list[RewardResult]:
-    score = 0.0 if on_error == "zero" else None
-    return [RewardResult(score, reason) for _ in range(n)]
-
-
-def _coerce(res: Any) -> RewardResult:
-    if isinstance(res, RewardResult):
-        return res
-    if res is None or isinstance(res, (int, float)):
-        return RewardResult(None if res is None else float(res), "")
-    raise TypeError(f"a reward returned {type(res).__name__}, not RewardResult")
-
-
-def run_reward(
-    name: str,
-    completions: Sequence[str],
-    rows: Sequence[Mapping],
-    *,
-    workers: int | None = None,
-    timeout: float | None = None,
-    on_error: str = "none",
-    options: Mapping[str, Any] | None = None,
-) -> list[RewardResult]:
-    """One reward over a batch, never raising for the reward's own failures."""
-    spec = get(name)
-    opts = dict(options or {})
-    _check_options(name, spec.fn, opts)
-    try:
-        if _self_managed(spec):
-            if workers is not None and _accepts(spec.fn, "workers"):
-                opts.setdefault("workers", workers)
-            if timeout is not None and _accepts(spec.fn, "timeout"):
-                opts.setdefault("timeout", timeout)
-            raw = spec.fn(list(completions), [dict(r) for r in rows], **opts)
-        elif spec.heavy:
-            raw = _run_in_pool(name, completions, rows, opts, workers, timeout, on_error)
-        else:
-            raw = spec.fn(list(completions), [dict(r) for r in rows], **opts)
-        raw = list(raw)
-        check_lengths(name, completions, raw)
-        return [_coerce(r) for r in raw]
-    except RewardError:
-        raise  # the caller's mistake (bad option, bad field value): surface it
-    except Exception as exc:  # noqa: BLE001 - a reward bug must not crash a training run
-        reason = f"error: {type(exc).__name__}: {exc}"[:300]
-        log.warning("reward %r failed on a batch of %d: %s", name, len(completions), reason, exc_info=log.isEnabledFor(logging.DEBUG))
-        return _error_results(len(completions), reason, on_error)
-
-
-def _run_in_pool(name, completions, rows, opts, workers, timeout, on_error) -> list[RewardResult]:
-    from rewards.workers import shared_pool
-
-    module = getattr(get(name).fn, "__module__", None)
-    items = [{"name": name, "module": module, "completion": c, "row": dict(r), "options": opts}
-             for c, r in zip(completions, rows)]
-    limit = timeout if timeout is not None else POOL_TIMEOUT_DEFAULT
-    outcomes = shared_pool(workers).run("rewards.compose:pool_job", items, timeout=limit)
-    out = []
-    for o in outcomes:
-        if o.ok:
-            score, reason, details = o.value
-            out.append(RewardResult(score, reason, details or {}))
-        else:
-            reason = f"timeout: over {limit:g}s" if o.error.startswith("timeout") else f"error: {o.error}"
-            log.warning("reward %r: %s", name, reason)
-            out.append(_error_results(1, reason, on_error)[0])
-    return out
-
-
-def pool_job(item: dict) -> list:
-    """Inside a worker: one item of a heavy reward."""
-    if item.get("module"):
-        import importlib
-
-        importlib.import_module(item["module"])  # registers rewards defined outside `rewards`
-    res = get(item["name"]).fn([item["completion"]], [item["row"]], **item["options"])
-    check_lengths(item["name"], [item["completion"]], res)
-    r = _coerce(res[0])
-    return [r.score, r.reason, r.details]
-
-
 def score(
     spec: Spec,
     completions: Sequence[Any],
@@ -347,20 +220,15 @@ def score(
     texts = [completion_text(c) for c in completions]
     options = options or {}
     start = time.perf_counter()
-    results: dict[str, list[RewardResult]] = {}
-    seconds: dict[str, float] = {}
     if backend == "ray" and texts:
         from rewards.ray_hosts import RayConfig, score_on_ray
 
         cfg = ray or RayConfig(address=ray_address)
         results, seconds, _ = score_on_ray(pairs, texts, rows, workers=workers, timeout=timeout, on_error=on_error,
                                            options=options, config=cfg)
-    for name, _ in ([] if backend == "ray" and texts else pairs):
-        t0 = time.perf_counter()
-        results[name] = run_reward(
-            name, texts, rows, workers=workers, timeout=timeout, on_error=on_error, options=options.get(name)
-        )
-        seconds[name] = time.perf_counter() - t0
+    else:
+        results, seconds = score_local(pairs, texts, rows, workers=workers, timeout=timeout, on_error=on_error,
+                                       options=options)
     totals: list[float | None] = []
     for i in range(len(texts)):
         parts = [w * results[n][i].score for n, w in pairs if results[n][i].score is not None]
@@ -392,7 +260,7 @@ def trl_reward_funcs(
         from rewards.ray_hosts import RayConfig, warm_hosts
 
         warm_hosts([n for n, _ in pairs], RayConfig(address=ray_address))
-    elif any(name in MATH_BASED for name, _ in pairs):
+    elif any(get(name).pool for name, _ in pairs):
         from rewards.workers import shared_pool
 
         shared_pool(workers).warm_in_background()  # sympy's start-up overlaps model loading

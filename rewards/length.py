@@ -20,12 +20,11 @@ fallback) or ``unit="chars"``. Correctness for the first two comes from the `mat
 
 from __future__ import annotations
 
-import json
 import math as _m
 import threading
 from typing import Any, Sequence
 
-from rewards.base import RewardResult, register
+from rewards.base import RewardResult, prompt_group, register
 
 _TOKENIZERS: dict[str, Any] = {}
 _TOK_LOCK = threading.Lock()
@@ -89,7 +88,7 @@ def _correctness(completions, rows, options) -> list[bool | None]:
     return [None if r.score is None else r.score >= 1.0 for r in res]
 
 
-@register("cosine_length", fields=("answer",), self_managed=True)
+@register("cosine_length", fields=("answer",), self_managed=True, pool=True)
 def cosine_length_reward(
     completions: Sequence[str],
     rows: Sequence[dict],
@@ -121,15 +120,7 @@ def cosine_length_reward(
     return out
 
 
-def _group_key(row: dict) -> str:
-    for k in ("group", "prompt", "question", "problem"):
-        if k in row:
-            v = row[k]
-            return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
-    return json.dumps({k: v for k, v in row.items() if k != "completion_ids"}, sort_keys=True, default=str)
-
-
-@register("length", fields=("answer",), self_managed=True)
+@register("length", fields=("answer",), self_managed=True, pool=True, group_key=prompt_group)
 def kimi_length_reward(
     completions: Sequence[str],
     rows: Sequence[dict],
@@ -145,7 +136,7 @@ def kimi_length_reward(
     correct = _correctness(completions, rows, dict(lenient=lenient, timeout=timeout, workers=workers))
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
-        groups.setdefault(_group_key(row), []).append(i)
+        groups.setdefault(prompt_group(row), []).append(i)
     out: list[RewardResult | None] = [None] * len(completions)
     for idx in groups.values():
         lo = min(lens[i] for i in idx)

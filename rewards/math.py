@@ -807,7 +807,7 @@ def _verdict(equal: bool | None, how: str, answer: str, gold: str, details: dict
     return RewardResult(0.0, f"wrong: {shown} != {g!r} ({how})", details)
 
 
-@register("math", fields=("answer",), heavy=True, self_managed=True)
+@register("math", fields=("answer",), heavy=True, self_managed=True, pool=True)
 def math_reward(completions: Sequence[str], rows: Sequence[dict], **options: Any) -> list[RewardResult]:
     """1.0 when the final answer equals the gold `answer` (extracted, normalized, symbolic if needed)."""
     from dataclasses import asdict

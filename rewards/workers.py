@@ -55,12 +55,29 @@ class TaskOutcome:
     error: str = ""  # "timeout after 5s", "worker died (exit -11)", "ValueError: ..."
 
 
-def default_workers() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
+        return os.cpu_count() or 1
+
+
+# The one sizing rule, for this machine (`cores` None) and for a Ray reward host (the
+# cores its node declares): the caller's `workers`, when given, wins over both.
+def pool_workers(cores: int | None = None) -> int:
+    """Worker processes of the pool: one per core, at most 8."""
+    return max(1, min(int(cores or usable_cores()), 8))
+
+
+def sandbox_slots(cores: int | None = None) -> int:
+    """Code sandbox slots (programs at once): the cores plus one (a slot spends part of each
+    job waiting on pipes; one more keeps the cores busy meanwhile)."""
+    return max(1, int(cores or usable_cores())) + 1
+
+
+def default_workers() -> int:
+    return pool_workers()
 
 
 @dataclass

@@ -170,3 +170,135 @@ def test_code_fingerprint_covers_the_sandbox(tmp_path, monkeypatch):
     server.write_text(server.read_text() + "\n# a change in the sandbox\n")
     monkeypatch.setattr(base, "_FINGERPRINT", None)
     assert base.code_fingerprint() != before
+
+
+# ------------------------------------------------------------ the registry knows its rewards
+def test_the_registry_carries_what_scaling_code_needs():
+    from rewards.base import get, prompt_group
+
+    math_, length, cosine, code, fmt = (get(n) for n in ("math", "length", "cosine_length", "code", "format"))
+    assert math_.pool and math_.self_managed and not math_.sandbox and math_.group_key is None
+    assert length.pool and length.group_key is prompt_group and cosine.pool and cosine.group_key is None
+    assert code.sandbox and code.self_managed and not code.pool
+    assert not (fmt.pool or fmt.sandbox or fmt.heavy) and fmt.group_key is None
+
+
+def test_register_derives_and_takes_the_facts():
+    from rewards.base import get
+
+    @register("_test_heavy_plain", heavy=True)
+    def plain(completions, rows, **_):
+        """Heavy, no workers: the harness ships it to the pool."""
+        return [RewardResult(1.0, "ok")] * len(completions)
+
+    @register("_test_heavy_own", heavy=True)
+    def own(completions, rows, *, workers=None):
+        """Heavy with its own workers: self-managed, never nested in the pool."""
+        return [RewardResult(1.0, "ok")] * len(completions)
+
+    @register("_test_grouped", group_key=lambda row: row["q"], sandbox=True)
+    def grouped(completions, rows, **_):
+        """Declares its facts."""
+        return [RewardResult(1.0, "ok")] * len(completions)
+
+    assert get("_test_heavy_plain").pool and not get("_test_heavy_plain").self_managed
+    assert get("_test_heavy_own").self_managed and not get("_test_heavy_own").pool
+    g = get("_test_grouped")
+    assert g.sandbox and g.group_key({"q": "a"}) == "a" and not g.pool
+
+
+def test_length_groups_rows_as_its_registered_group_key():
+    """`length`'s own grouping (its reasons name the group's size) is the partition its
+    registered group key makes: the Ray backend keeps exactly those rows together."""
+    from rewards.base import get
+
+    rows = [{"prompt": f"q{i % 3}", "answer": "1"} for i in range(9)] + [{"question": {"a": 1}, "answer": "1"}] * 2 \
+        + [{"answer": "1", "x": 1}, {"answer": "1", "x": 1, "completion_ids": [1]}, {"answer": "2"}]
+    comps = [f"{'so ' * i}\\boxed{{1}}" for i in range(len(rows))]
+    key = get("length").group_key
+    sizes = {}
+    for row in rows:
+        sizes[key(row)] = sizes.get(key(row), 0) + 1
+    rep = score("length", comps, rows)
+    for row, r in zip(rows, rep.results["length"]):
+        assert f"(group of {sizes[key(row)]}:" in r.reason, (row, r.reason)
+
+
+def test_score_local_is_what_score_runs():
+    from rewards.base import score_local
+    from rewards.compose import completion_text
+
+    comps = ["<think>a</think><answer>\\boxed{4}</answer>", "\\boxed{5}", "so so \\boxed{4}", "x", "\\boxed{\\frac12}"]
+    rows = [{"answer": "4", "prompt": "p"}, {"answer": "4", "prompt": "p"}, {"answer": "4", "prompt": "p"},
+            {"answer": "", "prompt": "q"}, {"answer": "0.5", "prompt": "q"}]
+    pairs = [("math", 1.0), ("format", 0.2), ("length", 0.5), ("_test_boom", 1.0)]
+    rep = score(pairs, comps, rows, on_error="zero")
+    results, seconds = score_local(pairs, [completion_text(c) for c in comps], rows, on_error="zero")
+    assert results == rep.results and set(seconds) == {n for n, _ in pairs}
+    assert [r.reason for r in results["math"]] == [r.reason for r in rep.results["math"]]
+
+
+def test_one_sizing_rule_for_workers():
+    from rewards import workers
+
+    assert [workers.pool_workers(c) for c in (1, 2, 8, 64)] == [1, 2, 8, 8]
+    assert [workers.sandbox_slots(c) for c in (1, 2, 16)] == [2, 3, 17]
+    assert workers.default_workers() == workers.pool_workers() == min(workers.usable_cores(), 8)
+    assert workers.sandbox_slots() == workers.usable_cores() + 1
+
+
+def _rewards_imports() -> dict[str, set[str]]:
+    """Module -> the `rewards` modules it imports (lazy imports inside functions too; not
+    the ones only type checkers see)."""
+    import ast
+
+    root = Path(rewards.__file__).parent
+    graph = {}
+    for path in root.glob("*.py"):
+        mod = "rewards" if path.stem == "__init__" else f"rewards.{path.stem}"
+        deps = set()
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                node.body = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rewards"):
+                deps.add(node.module)
+                deps.update(f"{node.module}.{a.name}" for a in node.names)  # `from rewards import x`
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.startswith("rewards"))
+        graph[mod] = deps
+    return graph
+
+
+def test_no_import_circle_between_compose_and_ray_hosts():
+    graph = _rewards_imports()
+
+    def reaches(src: str, dst: str) -> bool:
+        seen, todo = set(), [src]
+        while todo:
+            m = todo.pop()
+            if m == dst:
+                return True
+            if m not in seen:
+                seen.add(m)
+                todo += [d for d in graph.get(m, ()) if d in graph]
+        return False
+
+    assert reaches("rewards.compose", "rewards.ray_hosts")  # the front door dispatches to Ray
+    assert not reaches("rewards.ray_hosts", "rewards.compose")
+
+
+def test_no_private_names_across_modules():
+    """No `from rewards.x import _private`, and no "module:_private" reached by string."""
+    import ast
+    import re
+
+    wrong = []
+    for path in Path(rewards.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rewards"):
+                wrong += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+        wrong += [f"{path.name}: {m}" for m in re.findall(r"rewards\.\w+[\"']?\s*[:,]\s*[\"']_\w+", text)]
+    assert not wrong

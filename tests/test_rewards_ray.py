@@ -66,6 +66,52 @@ def test_math_rows_identical_and_split_across_nodes(ray_cluster):
     assert min(per_node.values()) >= len(rows) // 5  # both nodes take a real share
 
 
+def test_wire_format_round_trips_and_stays_inline():
+    """What crosses to a host: pieces small enough for Ray to carry inline; what comes back:
+    columns that rebuild the very `RewardResult`s (details included)."""
+    from rewards.ray_hosts import INLINE_BYTES, pack, pack_results, unpack, unpack_results
+
+    comps, rows = _math_rows()
+    many = [f"{c} ({k})" for k in range(20) for c in comps]  # ~240 KB of distinct text
+    pieces = pack((many, rows))
+    assert len(pieces) > 1 and all(len(p) <= INLINE_BYTES for p in pieces)
+    assert unpack(pieces) == (many, rows)
+    rep = rewards.score("math,format:0.2", comps, rows)
+    results, seconds, total, node = unpack_results(pack_results(rep.results, rep.reward_seconds, 1.5, "n1"))
+    assert results == rep.results and seconds == rep.reward_seconds and (total, node) == (1.5, "n1")
+    assert any(r.details for r in results["math"])
+    assert unpack(pack([{"f": lambda x: x + 1}]))[0]["f"](1) == 2  # beyond stdlib pickle: by value
+
+
+ONE_NODE = """
+import json, sys
+import ray, rewards
+from rewards.ray_hosts import RayConfig, _HOSTS, score_on_ray
+comps, rows = json.loads(sys.stdin.read())
+ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=128 << 20, logging_level="WARNING")
+local = rewards.score("math,length:0.5", comps, rows)
+auto = rewards.score("math,length:0.5", comps, rows, backend="ray")
+started_by_auto = len(_HOSTS)
+forced = rewards.score("math,length:0.5", comps, rows, backend="ray", ray=RayConfig(in_process_on_one_node=False))
+_, _, per_node = score_on_ray([("math", 1.0)], comps, rows, workers=None, timeout=None, on_error="none", options={})
+print(json.dumps({"same": local.per_row() == auto.per_row() == forced.per_row(), "started_by_auto": started_by_auto,
+                  "hosts_forced": len(_HOSTS), "per_node": list(per_node.values())}))
+"""
+
+
+def test_a_cluster_of_this_machine_alone_scores_in_process_and_a_host_still_can():
+    """One node, the driver's: scored in process by `score_local` (no host started); forced
+    through a host, the same rows and reasons."""
+    comps, rows = _math_rows()
+    rows = [{**r, "prompt": f"q{i % 7}"} for i, r in enumerate(rows)]
+    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", ONE_NODE], input=json.dumps([comps, rows]), capture_output=True,
+                         text=True, env=env, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out == {"same": True, "started_by_auto": 0, "hosts_forced": 1, "per_node": [len(rows)]}
+
+
 def test_code_rows_identical(ray_cluster):
     comps, rows = _humaneval()
     local = rewards.score("code", comps, rows)
