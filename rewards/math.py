@@ -756,6 +756,10 @@ def score_math(
         if hedge and hedging_penalty:
             results[i] = RewardResult(0.0, hedge, details)
             continue
+        if unevaluated(gold, ex.answer):
+            results[i] = RewardResult(0.0, f"unevaluated: {ex.answer[:60]!r} is arithmetic still to do, not the number "
+                                           f"{gold[:60]!r}", details)
+            continue
         key = (clean_latex(gold), clean_latex(ex.answer))
         extracted[i] = key
         hit = _cache_get(key)
@@ -791,6 +795,22 @@ def score_math(
                 d = {"extracted": answer, "method": method, "gold": gold}
                 results[i] = _verdict(verdict[0], verdict[1], answer, gold, d)  # worded as the fast path words it
     return results  # type: ignore[return-value]
+
+
+_PLAIN_NUMBER_RE = re.compile(r"^\$?-?\d[\d,]*(?:\.\d+)?%?$")
+_OPERATION_RE = re.compile(r"\d\s*(?:[-+*×÷·]|\\cdot|\\times|\\div)\s*\(?-?\d")
+_SCIENTIFIC_RE = re.compile(r"(?:\\times|\\cdot|[×*·])\s*10\s*\^")
+
+
+def unevaluated(gold: str, answer: str) -> bool:
+    """A number was asked for and the answer is arithmetic still to do ("14 + 38" for 52):
+    no grader credits a restated question, though sympy would call the two equal -- and
+    under RL a policy that echoes the expression would be paid for it. Fractions (1/2,
+    \\frac) and scientific notation (2 \\times 10^3) are numbers, not operations."""
+    if not _PLAIN_NUMBER_RE.match(gold.strip().replace(" ", "")):
+        return False
+    text = answer.replace("\\!", "").rsplit("=", 1)[-1]  # "14 + 38 = 52" states its value
+    return bool(_OPERATION_RE.search(text)) and not _SCIENTIFIC_RE.search(text)
 
 
 def _verdict(equal: bool | None, how: str, answer: str, gold: str, details: dict) -> RewardResult:

@@ -249,3 +249,16 @@ def test_closed_form_values_reject_cheaply_and_never_accept_alone(gold, pred, ex
     assert (res.score == 1.0) is expected, res.reason
     if not expected and "i" not in gold:
         assert "different values" in res.reason
+
+
+def test_an_expression_still_to_evaluate_is_not_the_number():
+    """Found by GRPO on the calculator suite: the policy learned to echo "14 + 38", which
+    sympy calls equal to 52. A number asked for needs a number; fractions and scientific
+    notation are numbers."""
+    from rewards.math import score_math
+
+    rows = [{"answer": "52"}, {"answer": "-4"}, {"answer": "0.5"}, {"answer": "2000"}, {"answer": "52"}]
+    outs = ["14 + 38", "8 - 12.", "The answer is $\\frac{1}{2}$.", "The answer is $2 \\times 10^3$.", "14 + 38 = 52"]
+    got = score_math(outs, rows, lenient=True)
+    assert [r.score for r in got] == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert got[0].reason.startswith("unevaluated")

@@ -140,6 +140,7 @@ def main() -> None:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     for n, r in enumerate(RED_TEAM):
         red.append({"id": f"red-{n:03d}", **r})
+    red.extend(ECHOES)
     with open(HERE / "red_team.jsonl", "w") as f:
         for r in red:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -353,6 +354,23 @@ for gold, completion, note, *label in [
                      "ambiguous": len(label) > 1 and label[1],
                      "style": "red team: the last number is the gold" if last_number else "red team", "provenance": _RT + ("" if "GSM8K" in note else "; built on GSM8K test row 0 (Janet's ducks)"),
                      "note": note})
+
+
+# Found in a run, not built: GRPO on the calculator suite (the r1-arith pipeline, 2026-12-08)
+# learned to reply with the question's expression, which sympy evaluates to the gold.
+_OBSERVED = ("observed: GRPO + LoRA on SmolLM2-135M-Instruct, calculator suite (assay's r1-arith "
+             "pipeline, 2026-12-08): the policy learned to reply with the expression itself")
+ECHOES = [
+    {"id": "rt-echo-1", "gold": "52", "completion": "14 + 38", "label": False, "ambiguous": False,
+     "style": "echo of the question's expression", "provenance": _OBSERVED, "note": "a restated question is not an answer"},
+    {"id": "rt-echo-2", "gold": "-4", "completion": "8 - 12.", "label": False, "ambiguous": False,
+     "style": "echo of the question's expression", "provenance": _OBSERVED, "note": ""},
+    {"id": "rt-echo-3", "gold": "12", "completion": "The answer is $3 \\cdot 4$.", "label": False, "ambiguous": False,
+     "style": "marked answer left as an operation", "provenance": "written by hand after the observed echo", "note": ""},
+    {"id": "rt-echo-4", "gold": "52", "completion": "14 + 38 = 52", "label": True, "ambiguous": False,
+     "style": "operation then its value", "provenance": "written by hand: the worked form of the same answer",
+     "note": "commits to 52"},
+]
 
 
 if __name__ == "__main__":
