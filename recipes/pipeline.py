@@ -153,6 +153,10 @@ def resolve(value: Any, outputs: dict[str, dict[str, str]]) -> Any:
     return value
 
 
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
     from core.config import load_config
 
@@ -310,4 +314,7 @@ class Pipeline:
                     out=out / label, config=cfg, cache=self.cache, data_root=self.data_root, progress=self.progress)
             summaries[label] = {k: v for k, v in s.items()
                                 if isinstance(v, (int, float)) and not isinstance(v, bool) or k in ("ci95", "model")}
+            # each item's mean score, in item order: the report's paired differences between models
+            summaries[label]["items"] = [r.get("mean_score", r.get("score")) or 0.0
+                                         for r in _jsonl(out / label / "samples.jsonl")]
         return {"dir": str(out)}, {"task": settings["task"], "models": summaries}

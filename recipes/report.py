@@ -57,6 +57,13 @@ def blocks(out: Path, config, results: list[dict[str, Any]]) -> list[tuple]:
             b.append(("p", "Each cell: the mean over items and its 95% bootstrap interval (items resampled, 1,000 "
                            "rounds). Two models differ beyond noise where their intervals do not overlap."))
             b.append(("table", ["model", "items", *cols], table))
+            paired = _paired(models)
+            if paired:
+                b.append(("p", f"The best model ({paired[0][0]}) against each other one, accuracy, same items: the "
+                               "mean difference and its paired 95% bootstrap interval (10,000 rounds). An interval above "
+                               "zero is a difference beyond the noise of which items were drawn."))
+                b.append(("table", ["comparison", "difference", "95% interval"],
+                          [[f"{best} − {other}", f"{d:+.3f}", f"[{lo:+.3f}, {hi:+.3f}]"] for best, other, d, lo, hi in paired]))
         elif r["kind"] == "sample":
             counts = summary.get("counts", {})
             b.append(("h", 2, f"{r['name']}: verified data"))
@@ -75,6 +82,16 @@ def blocks(out: Path, config, results: list[dict[str, Any]]) -> list[tuple]:
             if plot.is_file():
                 b.append(("img", str(plot.relative_to(out)), f"{r['name']} curves"))
     return b
+
+
+def _paired(models: dict[str, dict]) -> list[tuple[str, str, float, float, float]]:
+    from eval.metrics import paired_difference
+
+    have = {k: s for k, s in models.items() if s.get("items") and s.get("accuracy") is not None}
+    if len(have) < 2 or len({len(s["items"]) for s in have.values()}) != 1:
+        return []
+    best = max(have, key=lambda k: have[k]["accuracy"])
+    return [(best, other, *paired_difference(have[best]["items"], s["items"])) for other, s in have.items() if other != best]
 
 
 def to_markdown(bs: list[tuple]) -> str:

@@ -113,3 +113,11 @@ def test_bootstrap_intervals_hold_the_mean_and_repeat():
     assert ci["all_right"] == [1.0, 1.0]
     assert "sparse" not in ci  # one item is no distribution
     assert M.bootstrap_intervals(values) == ci  # seeded: the same interval every run
+
+
+def test_paired_difference_cancels_item_difficulty():
+    hard_easy = [0.0, 1.0] * 20
+    better = [min(1.0, v + 0.25) for v in hard_easy]
+    d, lo, hi = M.paired_difference(better, hard_easy)
+    assert d == pytest.approx(0.125) and lo > 0.0 and hi < 0.25
+    assert M.paired_difference(hard_easy, hard_easy) == (0.0, 0.0, 0.0)
