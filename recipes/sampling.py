@@ -293,6 +293,8 @@ def sample(cfg: SampleConfig, out: str | Path, *, data_root: str | None = None, 
         rows, completions, ids = read_traces(cfg, task)
         rows = rows[cfg.offset:][: cfg.limit] if cfg.limit else rows[cfg.offset:]
         completions, ids = completions[cfg.offset:][: len(rows)], ids[cfg.offset:][: len(rows)]
+        if not rows:
+            raise SampleError(f"{cfg.traces}: no traces after --offset {cfg.offset}")
         finish: list[list[str | None]] = [[None] * len(cs) for cs in completions]
         source: dict[str, Any] = {"traces": str(cfg.traces), "sha256": file_sha256(cfg.traces)}
     else:
