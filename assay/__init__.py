@@ -8,4 +8,7 @@ from samples, multi-stage pipelines). This package holds only the application la
 top of them: the `assay` command line and the end-to-end demo.
 """
 
+from pathlib import Path
+
 __version__ = "0.1.0"
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout: bench/, data/, README.md

@@ -15,11 +15,10 @@ import argparse
 import os
 import runpy
 import sys
-from pathlib import Path
 
+from assay import REPO_ROOT  # noqa: E402
 from core.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench"
 
 

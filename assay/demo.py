@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from assay import REPO_ROOT  # noqa: E402
 from core.errors import UserError
 from core.files import atomic_write_json, atomic_write_text
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO_ROOT / "data" / "demo"
 
 
@@ -162,7 +162,7 @@ def step_retrieval(demo: Demo) -> dict[str, Any]:
 
 # Which rewards score each kind of built-in output. Format is worth a fifth of
 # correctness: a well-formatted wrong answer must not total as much as a right one.
-_REWARDS_BY_KIND = {"math": "math,format:0.2", "code": "code", "language": "language,format:0.2"}
+REWARDS_BY_KIND = {"math": "math,format:0.2", "code": "code", "language": "language,format:0.2"}
 
 
 def step_rewards(demo: Demo) -> dict[str, Any]:
@@ -171,7 +171,7 @@ def step_rewards(demo: Demo) -> dict[str, Any]:
     path = DEMO_DATA / "outputs.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     results = []
-    for kind, spec in _REWARDS_BY_KIND.items():
+    for kind, spec in REWARDS_BY_KIND.items():
         group = [r for r in rows if r["kind"] == kind]
         demo.command(f"assay score --rewards {spec} --input <{kind} rows of {path.relative_to(REPO_ROOT)}>")
         report = rewards.score(spec, [r["completion"] for r in group], group)
@@ -186,7 +186,7 @@ def step_rewards(demo: Demo) -> dict[str, Any]:
     if leaked:
         raise DemoError(f"a hacking attempt scored above 0: {leaked}")
     demo.say(f"  {len(hacks)} hacking attempts, all scored 0")
-    return {"rows": results, "hacks_contained": len(hacks)}
+    return {"rows": results, "hacks_contained": len(hacks), "specs": REWARDS_BY_KIND}
 
 
 # ------------------------------------------------------------------ 4. a knowledge world
@@ -283,7 +283,9 @@ def step_train(demo: Demo) -> dict[str, Any]:
     demo.say(f"  {summary.get('logged_steps')} steps, {summary.get('seconds_per_step', 0):.2f} s/step; "
              f"mean loss first {w} steps {summary.get('loss_first10', 0):.3f} -> last {w} {summary.get('loss_last10', 0):.3f}")
     demo.say(f"  curve: {summary.get('plot')}")
-    return {"config": GROUNDED_CONFIG, "overrides": overrides, "model": model, "summary": summary}
+    full_steps = next((o.partition("=")[2] for o in FULL_TRAIN if o.startswith("sft.max_steps=")), None)
+    return {"config": GROUNDED_CONFIG, "overrides": overrides, "model": model, "summary": summary,
+            "full_run_steps": full_steps}
 
 
 # ------------------------------------------------------------------ 6. evaluation

@@ -427,10 +427,7 @@ def _formula(spec: str) -> str:
 
 
 def _section_rewards(rep: Report, rew: dict[str, Any]) -> None:
-    try:
-        from assay.demo import _REWARDS_BY_KIND as specs
-    except ImportError:  # pragma: no cover - the demo module always ships with the report
-        specs = {}
+    specs = rew.get("specs") or {}  # what the rewards step scored with, as it wrote it
     rep.heading("3. Rewards")
     rep.para(C("assay score --rewards SPEC --input <rows>"), T(" on the hand-written outputs of "),
              C("data/demo/outputs.jsonl"), T(": right, wrong, hedged and reward-hacking answers, each scored with "
@@ -610,7 +607,7 @@ def _train_settings(rep: Report, tr: dict[str, Any]) -> dict[str, Any]:
     cfg = _yaml(rep.out / "train" / "config.yaml")
     if cfg:
         return cfg
-    from assay.demo import REPO_ROOT
+    from assay import REPO_ROOT
 
     cfg = _yaml(REPO_ROOT / str(tr.get("config", ""))) if tr.get("config") else {}
     for o in tr.get("overrides", []):
@@ -626,12 +623,6 @@ def _train_settings(rep: Report, tr: dict[str, Any]) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - not YAML: keep the text
             node[last] = value
     return cfg
-
-
-def _full_steps() -> str:
-    from assay.demo import FULL_TRAIN
-
-    return next((o.partition("=")[2] for o in FULL_TRAIN if o.startswith("sft.max_steps=")), "a few dozen")
 
 
 def _section_train(rep: Report, tr: dict[str, Any], world: dict[str, Any] | None, spec: str) -> None:
@@ -660,7 +651,7 @@ def _section_train(rep: Report, tr: dict[str, Any], world: dict[str, Any] | None
                  T(f" {model} is a tiny model with random weights, trained whole for {num(n_steps)} steps: the "
                    "world's prompts, the training loop, a saved model and its evaluation, end to end in seconds. It is "
                    "not expected to learn the task, and its answers in section 6 are noise. The full demo ("),
-                 C("assay demo"), T(f") trains SmolLM2-135M-Instruct with LoRA for {_full_steps()} steps."))
+                 C("assay demo"), T(f") trains SmolLM2-135M-Instruct with LoRA for {tr.get('full_run_steps') or 'a few dozen'} steps."))
     if lora.get("enabled"):
         weights = f" with LoRA adapters (rank {lora.get('r')}; the model's own weights stay frozen)"
     else:

@@ -264,7 +264,7 @@ class Generator:
             gen_kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
         else:
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-        bar = _progress(len(order), f"generating ({self.model_name})", self.progress)
+        bar = progress_bar(len(order), f"generating ({self.model_name})", self.progress)
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start:start + cfg.batch_size]
             enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=add_special).to(model.device)
@@ -341,7 +341,7 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def progress_bar(total: int, desc: str, enabled: bool):
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm

@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from eval.generation import GenerationError, Generator, _progress
+from eval.generation import GenerationError, Generator, progress_bar
 from tasks.search_loop import SearchConfig, SearchRollout, index_retriever
 
 SEARCH_TURNS = 2  # searches per completion (a further call gets the "answer now" note)
@@ -114,7 +114,7 @@ class SearchGenerator(Generator):
         decoding = dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p) if sample else \
             dict(temperature=1.0, top_k=1, top_p=1.0)
         budget = self.rollout.config.max_new_tokens or cfg.max_new_tokens
-        bar = _progress(len(prompts), f"generating with search ({self.model_name})", self.progress)
+        bar = progress_bar(len(prompts), f"generating with search ({self.model_name})", self.progress)
         for start in range(0, len(prompts), cfg.batch_size):
             batch = prompts[start:start + cfg.batch_size]
             torch.manual_seed(cfg.seed + start)

@@ -181,7 +181,7 @@ def _jsonl_documents(path: Path) -> Iterable[Document]:
         yield Document(id=str(doc_id), text=body, source=str(path), meta=meta)
 
 
-def _file_documents(path: Path, doc_id: str, result: LoadResult) -> list[Document]:
+def file_documents(path: Path, doc_id: str, result: LoadResult) -> list[Document]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return list(_jsonl_documents(path))
@@ -255,7 +255,7 @@ def load_sources(sources: Iterable[str | os.PathLike | Document]) -> LoadResult:
                     if why:  # a FIFO would block forever; a dangling link has nothing to read
                         _skip(result, file, why)
                         continue
-                    for doc in _file_documents(file, file.relative_to(path).as_posix(), result):
+                    for doc in file_documents(file, file.relative_to(path).as_posix(), result):
                         add(doc)
         elif path.is_file() or path.exists() and not path.is_dir():
             why = _unreadable(path)
@@ -264,7 +264,7 @@ def load_sources(sources: Iterable[str | os.PathLike | Document]) -> LoadResult:
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 raise LoadError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
                                 f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
-            for doc in _file_documents(path, path.name, result):
+            for doc in file_documents(path, path.name, result):
                 add(doc)
         elif path.is_symlink():
             raise LoadError(f"{path}: a dangling or looping symlink")

@@ -55,7 +55,7 @@ def variant_id(model_id: str, variant: str = "torch") -> str:
     return base if variant in (None, "", "torch") else f"{base}@{variant}"
 
 
-def _key(text: str) -> bytes:
+def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
@@ -210,13 +210,13 @@ class EmbeddingCache:
 
     def get_many(self, texts: list[str]) -> list[np.ndarray | None]:
         m = self._load()
-        return [m.get(_key(t)) for t in texts]
+        return [m.get(text_key(t)) for t in texts]
 
     def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
         if not len(texts):
             return
         self._load()
-        self.put_many_keys([_key(t) for t in texts], vectors)
+        self.put_many_keys([text_key(t) for t in texts], vectors)
 
     def __len__(self) -> int:
         return len(self._load())

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from rag.embeddings import Embedder, _key
+from rag.embeddings import Embedder, text_key
 
 SHARD_ROWS = 4096  # vectors per embedding-cache shard written while the results stream in
 
@@ -61,10 +61,10 @@ class _MemoryCache:
         self._map: dict[bytes, np.ndarray] = {}
 
     def get_many(self, texts: list[str]) -> list[np.ndarray | None]:
-        return [self._map.get(_key(t)) for t in texts]
+        return [self._map.get(text_key(t)) for t in texts]
 
     def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
-        self.put_many_keys([_key(t) for t in texts], vectors)
+        self.put_many_keys([text_key(t) for t in texts], vectors)
 
     def put_many_keys(self, keys: list[bytes], vectors: np.ndarray) -> None:
         for k, v in zip(keys, vectors):
@@ -111,7 +111,7 @@ class ChunkFiles:
 
     def __call__(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         from rag.chunking import Chunker, load_tokenizer
-        from rag.documents import Document, LoadResult, _file_documents
+        from rag.documents import Document, LoadResult, file_documents
 
         if self._chunker is None:
             tok = load_tokenizer(self.embedder) if self.chunking.chunk_unit == "tokens" else None
@@ -121,13 +121,13 @@ class ChunkFiles:
 
                 self.known = ray.get(self.known)
         if item["path"]:
-            docs = _file_documents(Path(item["path"]), item["doc_id"], LoadResult(documents=[]))
+            docs = file_documents(Path(item["path"]), item["doc_id"], LoadResult(documents=[]))
         else:
             docs = [Document(id=item["doc_id"], text=item["text"])]
         out = []
         for doc in docs:
             for c in self._chunker.chunk(doc):
-                key = _key(c.text)
+                key = text_key(c.text)
                 if key not in self.known:
                     out.append({"key": key, "text": c.text})
         return out

@@ -102,7 +102,8 @@ def make_run(out: Path, steps: int = 14, recorded: Path | None = None) -> Path:
         "hybrid": {**metrics, "ndcg@10": 0.8914965749533651, "qps": 22.625337696359765, "latency_p50_ms": 42.26837349983725}}})
     row = lambda kind, case, note, score, rewards, reasons: {"kind": kind, "case": case, "note": note, "label": "Calculate 2 + 2.",  # noqa: E731
                                                            "score": score, "rewards": rewards, "reasons": reasons}
-    _write(out / "steps" / "rewards.json", {"hacks_contained": 1, "seconds": 0.85, "rows": [
+    _write(out / "steps" / "rewards.json", {"hacks_contained": 1, "seconds": 0.85, "specs": {
+        "math": "math,format:0.2", "code": "code", "language": "language,format:0.2"}, "rows": [
         row("math", "right", "the correct answer in the R1 format", 1.2, {"math": 1.0, "format": 1.0},
             {"math": "correct: '4' = '4'", "format": "ok: standard R1 format"}),
         row("math", "wrong", "a wrong answer in the right format", 0.2, {"math": 0.0, "format": 1.0},
@@ -139,7 +140,7 @@ def make_run(out: Path, steps: int = 14, recorded: Path | None = None) -> Path:
         "config": "data/configs/sft-grounded-world.yaml",
         "overrides": [f"data.source=world:{root / 'world'}:retrieve:k=3:types={types}", "model.name=toy:lucky",
                       "lora.enabled=false", f"sft.max_steps={steps}", "sft.learning_rate=1.0e-2"],
-        "model": str(root / "train" / "model"), "seconds": 25.62, "cpu_seconds": 29.8, "summary": {
+        "model": str(root / "train" / "model"), "seconds": 25.62, "cpu_seconds": 29.8, "full_run_steps": "24", "summary": {
             "trainer": "sft", "out": str(root / "train"), "logged_steps": steps, "seconds_per_step": 3.8952,
             "peak_mem_mb": 2280.7, "loss_first10": sum(losses[:w]) / w, "loss_last10": sum(losses[-w:]) / w,
             "loss_window": w, "plot": str(root / "train" / "curves.png")}})

@@ -568,9 +568,9 @@ class PPORunner:
         policy.eval()  # no dropout while sampling and scoring: log-probs must match
         with torch.no_grad():
             if self.search_rollout is not None:
-                from train.rollouts import _prompt_texts
+                from train.rollouts import prompt_texts
 
-                texts = _prompt_texts([r["prompt"] for r in rows], tokenizer, self.search.instructions, {})
+                texts = prompt_texts([r["prompt"] for r in rows], tokenizer, self.search.instructions, {})
                 gen = self.search_rollout.generate(policy, tokenizer, texts, max_new_tokens=config.max_new_tokens,
                                                    temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
                                                    max_prompt_length=config.max_prompt_length)

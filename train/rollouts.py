@@ -25,7 +25,7 @@ from tasks.search_loop import (  # noqa: F401 - re-exported: train.ppo, train.tr
 )
 
 
-def _prompt_texts(prompts: Sequence[Any], tokenizer, instructions: str | None, chat_template_kwargs: dict) -> list[str]:
+def prompt_texts(prompts: Sequence[Any], tokenizer, instructions: str | None, chat_template_kwargs: dict) -> list[str]:
     texts = []
     for p in prompts:
         if isinstance(p, str):
@@ -67,7 +67,7 @@ def make_search_rollout(index_dir: str | None, config: SearchConfig | None = Non
 
         tokenizer = getattr(trainer.processing_class, "tokenizer", None) or trainer.processing_class
         model = trainer.accelerator.unwrap_model(trainer.model)
-        texts = _prompt_texts(prompts, tokenizer, config.instructions, getattr(trainer, "chat_template_kwargs", {}) or {})
+        texts = prompt_texts(prompts, tokenizer, config.instructions, getattr(trainer, "chat_template_kwargs", {}) or {})
         was_training = model.training
         model.eval()
         try:
