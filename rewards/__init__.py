@@ -8,6 +8,7 @@ Front door (names load lazily, so `import rewards` costs nothing)::
     report = rewards.score("math,format:0.2", completions, rows)   # -> ScoreReport
     funcs = rewards.trl_reward_funcs("math,format:0.2")            # GRPOTrainer(reward_funcs=funcs)
     rewards.verify("\\frac{1}{2}", "0.5")                          # -> True
+    rewards.verify("42", rewards.parse("... so the answer is \\boxed{42}."))  # parse: the answer and its rule
     rewards.extract_answer("... so the answer is \\boxed{42}.")     # -> "42"
     rewards.extract_program(chat_text, ["has_close_elements"])     # -> Extraction(code, method)
     rewards.verl_compute_score(data_source=..., solution_str=..., ground_truth=...)  # verl
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing loads at run ti
         score,
         trl_reward_funcs,
     )
-    from rewards.math import verify  # noqa: F401
+    from rewards.math import parse, verify  # noqa: F401
     from rewards.verl import compute_score as verl_compute_score  # noqa: F401
 
 _LAZY = {
@@ -50,6 +51,7 @@ _LAZY = {
     "parse_spec": ("rewards.compose", "parse_spec"),
     "completion_text": ("rewards.compose", "completion_text"),
     "verify": ("rewards.math", "verify"),
+    "parse": ("rewards.math", "parse"),
     "RewardResult": ("rewards.base", "RewardResult"),
     "RewardError": ("rewards.base", "RewardError"),
     "register": ("rewards.base", "register"),

@@ -842,8 +842,23 @@ def math_reward(completions: Sequence[str], rows: Sequence[dict], **options: Any
     return score_math(completions, rows, **asdict(config))
 
 
-def verify(gold: Any, answer: str, *, timeout: float | None = 5.0, workers: int | None = None) -> bool:
-    """Is `answer` (a bare answer or a whole completion) equal to `gold`? Gold goes first."""
+def parse(text: str, *, lenient: bool = False) -> Extraction:
+    """The answer a completion commits to, with the rule that found it (`answer`, `method`,
+    and every final answer seen in `candidates`): the extraction half of the front door,
+    as Math-Verify's `parse` is; `verify(gold, parse(text))` grades it."""
+    return extract_answer(text, lenient=lenient)
+
+
+def verify(gold: Any, answer: str | Extraction, *, timeout: float | None = 5.0, workers: int | None = None) -> bool:
+    """Is `answer` -- a bare answer, a whole completion, or what `parse` found -- equal to
+    `gold`? Gold goes first."""
+    if isinstance(answer, Extraction):
+        if not answer.answer or not answer.answer.strip():
+            return False  # nothing committed to
+        resolved, hedge = _resolve_parts(answer, extract_gold(gold))  # the reward's own reading of several answers
+        if hedge:
+            return False
+        answer = resolved.answer
     text = answer if extract_answer(answer).answer is not None else f"\\boxed{{{answer}}}"
     res = score_math([text], [{"answer": gold}], timeout=timeout, workers=workers)[0]
     return res.score == 1.0

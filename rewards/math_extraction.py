@@ -255,6 +255,8 @@ def _bare_answer(text: str) -> str | None:
     outside = re.sub(r"\\[A-Za-z]+", " ", _MATH_SPAN_RE.sub(" ", s))
     if not _WORDY_RE.search(re.sub(r"\b(?:percent|pct|or|and)\b", "", outside)):
         return s.rstrip(" .")  # an expression, perhaps with a unit symbol
+    if _DOUBT_RE.search(s) or re.search(r"\d[^\d]{0,12}\bor\b[^\d]{0,12}\d", s):
+        return None  # "It is either 41 or 42.": a sentence offering two numbers commits to neither
     return _last_math_or_number(s)
 
 

@@ -262,3 +262,12 @@ def test_an_expression_still_to_evaluate_is_not_the_number():
     got = score_math(outs, rows, lenient=True)
     assert [r.score for r in got] == [0.0, 0.0, 1.0, 1.0, 1.0]
     assert got[0].reason.startswith("unevaluated")
+
+
+def test_a_one_line_reply_offering_two_numbers_commits_to_neither():
+    from rewards.math import parse, score_math, verify
+
+    assert score_math(["It is either 41 or 42."], [{"answer": "42"}])[0].score == 0.0
+    assert score_math(["It is 42."], [{"answer": "42"}])[0].score == 1.0
+    assert verify("42", parse("so the answer is \\boxed{42}.")) and not verify("42", parse("It is either 41 or 42."))
+    assert parse("so the answer is \\boxed{42}.").method == "boxed"

@@ -367,6 +367,9 @@ ECHOES = [
      "style": "echo of the question's expression", "provenance": _OBSERVED, "note": ""},
     {"id": "rt-echo-3", "gold": "12", "completion": "The answer is $3 \\cdot 4$.", "label": False, "ambiguous": False,
      "style": "marked answer left as an operation", "provenance": "written by hand after the observed echo", "note": ""},
+    {"id": "rt-either-1", "gold": "42", "completion": "It is either 41 or 42.", "label": False, "ambiguous": False,
+     "style": "one line offering two numbers", "provenance": "written by hand: found while adding rewards.parse "
+     "(the one-line 'bare' rule took the last number)", "note": "commits to neither"},
     {"id": "rt-echo-4", "gold": "52", "completion": "14 + 38 = 52", "label": True, "ambiguous": False,
      "style": "operation then its value", "provenance": "written by hand: the worked form of the same answer",
      "note": "commits to 52"},
