@@ -102,10 +102,17 @@ def bootstrap_intervals(values: dict[str, Sequence[float | None]], *, level: flo
             continue
         if len(x) not in draws:
             draws[len(x)] = rng.integers(0, len(x), size=(rounds, len(x)))
-        means = x[draws[len(x)]].mean(axis=1)
-        lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-        out[name] = [round(float(lo), 6), round(float(hi), 6)]
+        lo, hi = _percentiles(x[draws[len(x)]].mean(axis=1), level)
+        out[name] = [round(lo, 6), round(hi, 6)]
     return out
+
+
+def _percentiles(means, level: float) -> tuple[float, float]:
+    """The central `level` interval of resampled means."""
+    import numpy as np
+
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def majority_correct(answers: Sequence[str | None], scores: Sequence[float | None]) -> float:
@@ -129,6 +136,5 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, level: float = 
     if len(d) < 2:
         raise ValueError("a paired difference needs at least two items")
     means = d[np.random.default_rng(seed).integers(0, len(d), size=(rounds, len(d)))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(d.mean()), float(lo), float(hi)
+    return (float(d.mean()), *_percentiles(means, level))
 

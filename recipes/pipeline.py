@@ -153,10 +153,6 @@ def resolve(value: Any, outputs: dict[str, dict[str, str]]) -> Any:
     return value
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def load_pipeline(path: str | Path) -> PipelineConfig:
     from core.config import load_config
 
@@ -297,6 +293,7 @@ class Pipeline:
         return {"sft": str(out / "sft.jsonl"), "pairs": str(out / "pairs.jsonl"), "dir": str(out)}, keep
 
     def _eval(self, stage: StageConfig, settings: dict[str, Any]) -> tuple[dict[str, str], dict]:
+        from core.files import iter_jsonl
         from eval.generation import GenerationConfig
         from eval.runner import run
         from eval.suites import load_suite
@@ -316,5 +313,5 @@ class Pipeline:
                                 if isinstance(v, (int, float)) and not isinstance(v, bool) or k in ("ci95", "model")}
             # each item's mean score, in item order: the report's paired differences between models
             summaries[label]["items"] = [r.get("mean_score", r.get("score")) or 0.0
-                                         for r in _jsonl(out / label / "samples.jsonl")]
+                                         for _, r in iter_jsonl(out / label / "samples.jsonl")]
         return {"dir": str(out)}, {"task": settings["task"], "models": summaries}
